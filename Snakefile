@@ -1,0 +1,43 @@
+# medprobe: how discriminative are frozen image encoders on medical images?
+#   snakemake --cores 2                                    the offline demo (config/demo.yaml, the embedded default)
+#   snakemake --cores 8 --resources gpu=1 --configfile config/config.yaml      the paper: 16 models x 8 datasets
+# Named targets: embeddings, umap, probes, paper_table (targets first: `snakemake probes --cores 2`).
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config/demo.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/umap.smk"
+include: "workflow/rules/probe.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),
+
+
+rule embeddings:
+    input:
+        embedding_targets(),
+
+
+rule umap:
+    input:
+        umap_targets(),
+
+
+rule probes:
+    input:
+        probe_targets(),

@@ -1,0 +1,57 @@
+"""Generic image folder: one sub-folder per class, images anywhere below it.
+
+Class order is the registry's `classes` when given, else the sorted names of the non-empty class folders. Files
+directly under the root, folders that are not a registered class, empty class folders, and files matching an
+`exclude` pattern are listed as issues, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Sequence
+
+from medprobe.datasets.base import Candidate, Listing
+
+
+def _files_below(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def list_samples(root: Path, classes: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> Listing:
+    root = Path(root)
+    issues: list[tuple[str, str, str]] = []
+    folders = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    for stray in sorted(p for p in root.iterdir() if p.is_file()):
+        issues.append((stray.name, "outside_class_folder", "file directly under the dataset root; not a sample"))
+
+    per_class: dict[str, list[Path]] = {name: _files_below(folder) for name, folder in folders.items()}
+    if classes is None:
+        for name, files in per_class.items():
+            if not files:
+                issues.append((f"{name}/", "empty_class", "class folder holds no files; class left out"))
+        class_names = [name for name, files in per_class.items() if files]
+    else:
+        class_names = list(classes)
+        for name, files in per_class.items():
+            if name not in class_names:
+                issues.append((f"{name}/", "unexpected_class",
+                               f"folder is not one of the registry's classes {class_names}; its {len(files)} "
+                               f"file(s) are left out"))
+        for name in class_names:
+            if name in per_class and not per_class[name]:
+                issues.append((f"{name}/", "empty_class", "class folder holds no files"))
+            elif name not in per_class:
+                issues.append((f"{name}/", "missing_class", "registered class has no folder under the root"))
+
+    candidates = []
+    for name in class_names:
+        for path in per_class.get(name, []):
+            relpath = path.relative_to(root).as_posix()
+            pattern = next((pat for pat in exclude if fnmatch.fnmatch(path.name, pat)
+                            or fnmatch.fnmatch(relpath, pat)), None)
+            if pattern is not None:
+                issues.append((relpath, "excluded", f"matches the registry's exclude pattern {pattern!r}"))
+                continue
+            candidates.append(Candidate(relpath=relpath, class_name=name))
+    return Listing(root=root, class_names=class_names, candidates=candidates, issues=issues)

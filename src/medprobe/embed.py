@@ -1,0 +1,175 @@
+"""Batched, streamed, resumable feature extraction: manifest + encoder -> the HDF5 embedding file.
+
+Images are decoded and preprocessed by DataLoader workers; the model runs under torch.inference_mode (bf16 autocast
+on CUDA); rows are written in order to a partial file that a rerun continues; the finished file is renamed into
+place. A failed image leaves a NaN row and is counted; more failures than `max_failed` stop the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+import medprobe
+from medprobe.errors import EncoderError
+from medprobe.imageio import load_rgb
+from medprobe.files import file_sha256
+from medprobe.manifest import class_names_of, read_manifest
+from medprobe.models import Encoder, build_encoder
+from medprobe.store import EmbeddingWriter
+
+log = logging.getLogger(__name__)
+
+
+class ManifestImages(Dataset):
+    """The images of a manifest, from row `start` on; an item is (row, tensor or None, error or None)."""
+
+    def __init__(self, paths: Sequence[str], transform, start: int = 0):
+        self.paths = list(paths)
+        self.transform = transform
+        self.start = start
+
+    def __len__(self) -> int:
+        return len(self.paths) - self.start
+
+    def __getitem__(self, i: int):
+        row = self.start + i
+        try:
+            return row, self.transform(load_rgb(self.paths[row])), None
+        except Exception as err:  # noqa: BLE001 - a failed image becomes a NaN row, reported by path
+            return row, None, f"{type(err).__name__}: {err}"
+
+
+def collate(items):
+    rows = [row for row, _, _ in items]
+    ok = [(row, x) for row, x, _ in items if x is not None]
+    failed = [(row, err) for row, x, err in items if x is None]
+    batch = torch.stack([x for _, x in ok]) if ok else None
+    return rows, [row for row, _ in ok], batch, failed
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EncoderError("embed.device is 'cuda' but torch sees no GPU "
+                           f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); set embed.device: auto")
+    return torch.device(name)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"torch_version": torch.__version__, "python_version": platform.python_version()}
+    for module, key in (("open_clip", "open_clip_version"), ("timm", "timm_version"),
+                        ("torchvision", "torchvision_version")):
+        mod = sys.modules.get(module)
+        if mod is None:
+            try:
+                mod = __import__(module)
+            except ImportError:
+                continue
+        versions[key] = getattr(mod, "__version__", "unknown")
+    return versions
+
+
+def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str | Path, *, dataset_id: str,
+                       class_names: Sequence[str], manifest_sha256: str, batch_size: int = 32,
+                       num_workers: int = 0, device: str = "auto", max_failed: int = 0,
+                       progress_file=None) -> Path:
+    dev = resolve_device(device)
+    use_amp = dev.type == "cuda" and encoder.neural
+    dtype = "bfloat16-autocast" if use_amp else "float32"
+    attrs: dict[str, Any] = {
+        "medprobe_version": medprobe.__version__,
+        "model_id": encoder.model_id,
+        "feature_point": encoder.feature_point,
+        "weights": encoder.weights,
+        "preprocessing": encoder.preprocessing,
+        "dataset_id": dataset_id,
+        "manifest_sha256": manifest_sha256,
+        "class_names": list(class_names),
+        "dtype": dtype,
+    }
+    writer = EmbeddingWriter(out_path, labels=manifest["label"].to_numpy(), sample_id=manifest["sample_id"],
+                             group=manifest["group"], dim=encoder.dim, attrs=attrs)
+    try:
+        encoder.to(dev)
+        images = ManifestImages(manifest["path"].tolist(), encoder.transform, start=writer.rows_done)
+        loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                            collate_fn=collate, pin_memory=dev.type == "cuda",
+                            persistent_workers=False)
+        sample_ids = manifest["sample_id"].tolist()
+        bar = tqdm(total=len(manifest), initial=writer.rows_done, desc=f"{dataset_id}/{encoder.model_id}",
+                   unit="img", file=progress_file or sys.stderr, mininterval=5.0, ascii=True)
+        with torch.inference_mode():
+            for rows, ok_rows, batch, failed in loader:
+                features = np.full((len(rows), encoder.dim), np.nan, dtype=np.float32)
+                if batch is not None:
+                    batch = batch.to(dev, non_blocking=True)
+                    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                        out = encoder.encode(batch)
+                    out = out.float().cpu().numpy()
+                    if out.shape != (len(ok_rows), encoder.dim):
+                        raise EncoderError(f"model '{encoder.model_id}' returned features of shape {out.shape}, "
+                                           f"expected ({len(ok_rows)}, {encoder.dim})")
+                    features[[r - rows[0] for r in ok_rows]] = out
+                failed_ids = []
+                for row, err in failed:
+                    log.error("could not read %s: %s", manifest["path"].iat[row], err)
+                    failed_ids.append(sample_ids[row])
+                writer.write(rows[0], features, failed_ids)
+                bar.update(len(rows))
+                if len(writer.failed) > max_failed:
+                    raise EncoderError(
+                        f"{len(writer.failed)} image(s) failed to load (embed.max_failed is {max_failed}): "
+                        f"{', '.join(writer.failed[:10])}. Rebuild the manifest (the files changed since?) or "
+                        f"raise embed.max_failed.")
+        bar.close()
+        extra = {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+                 "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 **library_versions()}
+        path = writer.finish(extra)
+        log.info("wrote %s: %d x %d, %d failed", path, len(manifest), encoder.dim, len(writer.failed))
+        return path
+    finally:
+        writer.close()
+
+
+def plan_threads(threads: int, device: torch.device, neural: bool) -> tuple[int, int]:
+    """(torch intra-op threads, DataLoader workers) for a job given `threads` cores.
+
+    On a GPU, or for a weight-free encoder, decoding is the bottleneck: every core decodes. On a CPU the network is
+    the bottleneck: torch gets the cores and one worker decodes ahead of it.
+    """
+    threads = max(1, int(threads))
+    if device.type == "cuda" or not neural:
+        return threads, threads
+    return threads, 1 if threads > 1 else 0
+
+
+def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_path: str | Path,
+                  out_path: str | Path, *, class_names: Sequence[str] | None = None, device: str = "auto",
+                  threads: int = 1, max_failed: int = 0, progress_file=None) -> Path:
+    """The `embed` rule: build the encoder from its registry entry and extract every manifest image."""
+    manifest = read_manifest(manifest_path)
+    names = class_names_of(manifest, class_names)
+    encoder = build_encoder(model_id, model_spec)
+    torch_threads, num_workers = plan_threads(threads, resolve_device(device), encoder.neural)
+    torch.set_num_threads(torch_threads)
+    log.info("model '%s': family %s, feature point %s, dim %d, preprocessing %s", model_id, model_spec["family"],
+             encoder.feature_point, encoder.dim, json.dumps(encoder.preprocessing))
+    log.info("%d torch thread(s), %d DataLoader worker(s)", torch_threads, num_workers)
+    return extract_embeddings(manifest, encoder, out_path, dataset_id=dataset_id, class_names=names,
+                              manifest_sha256=file_sha256(manifest_path),
+                              batch_size=int(model_spec.get("batch_size", 32)), num_workers=num_workers,
+                              device=device, max_failed=max_failed, progress_file=progress_file)

@@ -1,0 +1,54 @@
+"""Reading images: the one place where every image mode becomes an 8-bit RGB picture.
+
+The conversion, documented once:
+- RGB: unchanged.  L (8-bit gray): replicated to three channels.  1 (bilevel): 0/255 gray, then replicated.
+- I;16 / I;16B / I / F (16-bit, 32-bit integer or float gray): linearly rescaled from the image's own minimum..maximum
+  to 0..255 (a constant image becomes 0), then replicated. Medical 16-bit PNGs often use 10-12 of the 16 bits;
+  a fixed /257 would leave them nearly black.
+- RGBA / LA / PA, and P with a transparency entry: composited over black, then RGB.
+- P (palette), CMYK, YCbCr, LAB, HSV: Pillow's convert("RGB").
+EXIF orientation is not applied: pixels are used as stored.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HIGH_DEPTH_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in HIGH_DEPTH_MODES:
+        values = np.asarray(image).astype(np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L").convert("RGB")
+    if mode in ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode == "1":
+        return image.convert("L").convert("RGB")
+    return image.convert("RGB")
+
+
+def decode(data: bytes) -> Image.Image:
+    """Fully decode image bytes (raises on truncated or unidentifiable data)."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Open, fully decode and convert one image file to 8-bit RGB."""
+    image = Image.open(path)
+    image.load()  # reads all pixels and, for single-frame files, closes the file
+    return to_rgb(image)

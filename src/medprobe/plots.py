@@ -1,0 +1,81 @@
+"""Figures: the UMAP grid of one (dataset, model): n_neighbors rows x min_dist columns, coloured by class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from medprobe.files import atomic_path
+from medprobe.umap_sweep import Sweep, read_layouts
+
+
+def class_colours(n_classes: int) -> list[tuple[float, float, float]]:
+    """A fixed colour per label index, the same for every model of a dataset."""
+    import seaborn as sns
+
+    if n_classes <= 10:
+        return sns.color_palette("tab10", n_classes)
+    if n_classes <= 20:
+        return sns.color_palette("tab20", n_classes)
+    return sns.color_palette("husl", n_classes)
+
+
+def marker_style(n_points: int) -> tuple[float, float]:
+    """Marker area and alpha that keep 100 points visible and 30,000 points readable."""
+    size = float(np.clip(3000.0 / max(n_points, 1), 0.3, 16.0))
+    alpha = float(np.clip(60.0 / np.sqrt(max(n_points, 1)), 0.15, 0.9))
+    return size, alpha
+
+
+def plot_umap_grid(sweep: Sweep, out_png: str | Path, *, title: str = "",
+                   class_names: Sequence[str] | None = None, dpi: int = 100) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    names = list(class_names or sweep.attrs.get("class_names") or [])
+    n_rows, n_cols = len(sweep.n_neighbors), len(sweep.min_dist)
+    colours = class_colours(max(len(names), int(sweep.labels.max()) + 1))
+    point_colours = np.asarray(colours)[sweep.labels]
+    size, alpha = marker_style(len(sweep.labels))
+    # draw in a fixed shuffled order, so that no class is always painted on top
+    order = np.random.default_rng(0).permutation(len(sweep.labels))
+
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.9 * n_cols + 0.8, 1.9 * n_rows + 1.2), squeeze=False)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            xy = sweep.layouts[i, j]
+            ax.scatter(xy[order, 0], xy[order, 1], c=point_colours[order], s=size, alpha=alpha, linewidths=0,
+                       rasterized=True)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"min_dist={sweep.min_dist[j]:g}", fontsize=9)
+            if j == 0:
+                k, k_eff = sweep.n_neighbors[i], sweep.n_neighbors_effective[i]
+                label = f"n_neighbors={k}" if k == k_eff else f"n_neighbors={k}\n(clipped to {k_eff})"
+                ax.set_ylabel(label, fontsize=8)
+    handles = [Line2D([0], [0], marker="o", linestyle="", markersize=6, color=colours[c],
+                      label=names[c] if c < len(names) else str(c)) for c in range(len(colours))]
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 1.0 - 0.15 / fig.get_figheight()))
+    heading = title or f"{sweep.attrs.get('dataset_id', '')} / {sweep.attrs.get('model_id', '')}"
+    fig.suptitle(f"{heading}  (UMAP, {sweep.attrs.get('metric', '')}, N={len(sweep.labels)})", fontsize=11,
+                 y=1.0 - 0.02 / fig.get_figheight())
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.1 / width, bottom=0.1 / height, top=1 - 0.75 / height,
+                        wspace=0.06, hspace=0.06 + 0.15 / 1.9)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return Path(out_png)
+
+
+def umap_figure(layouts_path: str | Path, out_png: str | Path, *, title: str = "") -> Path:
+    """The `umap_figure` rule."""
+    return plot_umap_grid(read_layouts(layouts_path), out_png, title=title)

@@ -1,0 +1,144 @@
+"""The paper's linear probe, in one place.
+
+For each of the K CV folds of the dataset's split: fit a StandardScaler on the fold's training rows only, train
+LinearSVC (L2-regularised squared hinge, one-vs-rest) with C = C_numerator / n_train, then score the fold model on
+its CV validation rows and on the shared hold-out. The paper table reports mean ± std over the K fold models on the
+hold-out; the CV validation scores are kept beside them.
+
+results/probe/{dataset}/{model}.tsv: one row per (fold, eval, metric), eval in {holdout, cv_val}.
+Metrics: accuracy, f1_macro, f1_binary (F1 of label 1; two-class datasets only), balanced_accuracy, auroc_macro
+(one-vs-rest AUROC of the decision scores, averaged over the classes present).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from medprobe import files
+from medprobe.errors import StoreError
+from medprobe.split import read_split
+from medprobe.store import Embeddings, read_embeddings
+
+log = logging.getLogger(__name__)
+
+PROBE_COLUMNS = ["dataset", "model", "fold", "eval", "metric", "value", "n_train", "n_eval", "n_classes", "C",
+                 "n_iter", "converged"]
+
+
+def svc_C(C_numerator: float, n_train: int) -> float:
+    """The paper's regularisation: C = 100 / N, N = the number of samples the fold model is trained on."""
+    return float(C_numerator) / int(n_train)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray,
+                           n_classes: int) -> dict[str, float]:
+    labels = np.arange(n_classes)
+    metrics = {
+        "accuracy": accuracy_score(y_true, y_pred),
+        "f1_macro": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
+    }
+    if n_classes == 2:
+        metrics["f1_binary"] = f1_score(y_true, y_pred, pos_label=1, average="binary", zero_division=0)
+        if len(np.unique(y_true)) == 2:
+            metrics["auroc_macro"] = roc_auc_score(y_true, scores if scores.ndim == 1 else scores[:, 1])
+    else:
+        per_class = [roc_auc_score(y_true == c, scores[:, c]) for c in labels
+                     if 0 < (y_true == c).sum() < len(y_true)]
+        if per_class:
+            metrics["auroc_macro"] = float(np.mean(per_class))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def align(emb: Embeddings, split: pd.DataFrame, source: str = "") -> pd.DataFrame:
+    """The split's rows with the embedding row index of each sample (failed images dropped, with a log line)."""
+    rows = pd.DataFrame({"sample_id": emb.sample_id, "row": np.arange(len(emb.sample_id))})
+    merged = split.merge(rows, on="sample_id", how="outer", indicator=True)
+    if (merged["_merge"] != "both").any():
+        only_split = int((merged["_merge"] == "left_only").sum())
+        only_emb = int((merged["_merge"] == "right_only").sum())
+        raise StoreError(f"{source}: embeddings and split disagree ({only_split} sample(s) only in the split, "
+                         f"{only_emb} only in the embeddings); they come from different manifests. Rerun the "
+                         f"embed rule for this dataset.")
+    merged = merged.drop(columns="_merge").sort_values("row").reset_index(drop=True)
+    valid = emb.valid_rows()[merged["row"].to_numpy()]
+    if not valid.all():
+        log.warning("%s: %d sample(s) with NaN features (failed images) left out of the probe",
+                    source, int((~valid).sum()))
+    return merged[valid].reset_index(drop=True)
+
+
+def probe_linear_svc(features: np.ndarray, labels: np.ndarray, partition: np.ndarray, fold: np.ndarray, *,
+                     n_classes: int, C_numerator: float = 100.0, max_iter: int = 10000, tol: float = 1e-4,
+                     standardize: bool = True, dual="auto", seed: int = 0) -> pd.DataFrame:
+    """The paper's protocol on aligned arrays; returns one row per (fold, eval, metric)."""
+    features = np.asarray(features, dtype=np.float64)
+    labels = np.asarray(labels)
+    holdout = np.asarray(partition) == "holdout"
+    rows = []
+    for k in sorted(int(f) for f in np.unique(fold[fold >= 0])):
+        train = (~holdout) & (fold != k)
+        val = (~holdout) & (fold == k)
+        x_train = features[train]
+        scaler = StandardScaler(with_mean=standardize, with_std=standardize).fit(x_train)
+        C = svc_C(C_numerator, int(train.sum()))
+        model = LinearSVC(C=C, max_iter=max_iter, tol=tol, dual=dual, random_state=seed)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(scaler.transform(x_train), labels[train])
+        n_iter = int(np.max(model.n_iter_))
+        converged = n_iter < max_iter
+        if not converged:
+            log.warning("fold %d: LinearSVC stopped at max_iter=%d before converging (tol %g)", k, max_iter, tol)
+        log.info("fold %d: n_train=%d C=%.6g fitted in %.2f s (%d iterations)", k, train.sum(), C,
+                 time.perf_counter() - start, n_iter)
+        for name, mask in (("holdout", holdout), ("cv_val", val)):
+            x_eval = scaler.transform(features[mask])
+            metrics = classification_metrics(labels[mask], model.predict(x_eval), model.decision_function(x_eval),
+                                              n_classes)
+            for metric, value in metrics.items():
+                rows.append(dict(fold=k, eval=name, metric=metric, value=value, n_train=int(train.sum()),
+                                 n_eval=int(mask.sum()), n_classes=n_classes, C=C, n_iter=n_iter,
+                                 converged=converged))
+    return pd.DataFrame(rows)
+
+
+def run_probe(embeddings_path: str | Path, split_path: str | Path, out_path: str | Path, *, dataset_id: str,
+              model_id: str, params: Mapping, seed: int = 0) -> pd.DataFrame:
+    """The `probe` rule."""
+    emb = read_embeddings(embeddings_path)
+    split = read_split(split_path)
+    aligned = align(emb, split, source=str(embeddings_path))
+    table = probe_linear_svc(emb.features[aligned["row"].to_numpy()], aligned["label"].to_numpy(),
+                             aligned["partition"].to_numpy(), aligned["fold"].to_numpy(),
+                             n_classes=len(emb.class_names), C_numerator=params["C_numerator"],
+                             max_iter=params["max_iter"], tol=params["tol"], standardize=params["standardize"],
+                             dual=params["dual"], seed=seed)
+    table.insert(0, "model", model_id)
+    table.insert(0, "dataset", dataset_id)
+    table = table[PROBE_COLUMNS]
+    files.write_tsv(out_path, table)
+    summary = table[table["eval"] == "holdout"].groupby("metric")["value"].agg(["mean", "std"])
+    for metric, row in summary.iterrows():
+        log.info("hold-out %s: %.4f ± %.4f", metric, row["mean"], row["std"])
+    return table
+
+
+def read_probe(path: str | Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, sep="\t")
+    missing = [c for c in PROBE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise StoreError(f"{path}: not a medprobe probe table (missing {', '.join(missing)}); rerun the probe rule")
+    return frame

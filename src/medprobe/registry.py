@@ -1,0 +1,130 @@
+"""The model and dataset registries: loading, schema validation, and id checks.
+
+The registries are YAML files (config/models.yaml, config/datasets.yaml) validated against the JSON schemas in
+workflow/schemas/. The workflow (workflow/rules/common.smk) and the `medprobe` CLI both load them through here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import yaml
+
+from medprobe.errors import RegistryError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_DIR = REPO_ROOT / "workflow" / "schemas"
+DEFAULT_MODELS = REPO_ROOT / "config" / "models.yaml"
+DEFAULT_DATASETS = REPO_ROOT / "config" / "datasets.yaml"
+
+
+def load_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise RegistryError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as handle:
+        try:
+            return yaml.safe_load(handle)
+        except yaml.YAMLError as err:
+            raise RegistryError(f"{path}: not valid YAML: {err}") from err
+
+
+def validate(obj: Any, schema: str, source: str) -> None:
+    """Validate `obj` against workflow/schemas/<schema>.schema.yaml; raise one message listing every violation."""
+    schema_obj = load_yaml(SCHEMA_DIR / f"{schema}.schema.yaml")
+    validator = jsonschema.Draft202012Validator(schema_obj)
+    errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        lines = []
+        for err in errors:
+            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"  {where}: {err.message}")
+        raise RegistryError(f"{source}: does not follow workflow/schemas/{schema}.schema.yaml:\n" + "\n".join(lines))
+
+
+def load_models(path: str | Path = DEFAULT_MODELS) -> dict[str, dict]:
+    models = load_yaml(path) or {}
+    validate(models, "models", str(path))
+    for model_id, spec in models.items():
+        source = spec["weights"]["source"]
+        if source == "random" and "seed" not in spec["weights"]:
+            raise RegistryError(f"{path}: model '{model_id}': random weights need weights.seed")
+        if source not in ("none", "random", "local") and "id" not in spec["weights"]:
+            raise RegistryError(f"{path}: model '{model_id}': weights source '{source}' needs weights.id")
+    return models
+
+
+def load_datasets(path: str | Path = DEFAULT_DATASETS, custom: Mapping[str, dict] | None = None) -> dict[str, dict]:
+    """The dataset registry, plus the config's `custom_datasets` (same schema; ids must not clash)."""
+    datasets = load_yaml(path) or {}
+    validate(datasets, "datasets", str(path))
+    if custom:
+        validate(dict(custom), "datasets", "config key custom_datasets")
+        clash = sorted(set(custom) & set(datasets))
+        if clash:
+            raise RegistryError(
+                f"config key custom_datasets: id(s) {', '.join(clash)} already exist in {path}; rename them"
+            )
+        datasets = {**datasets, **custom}
+    for dataset_id, spec in datasets.items():
+        expected = spec.get("expected", {})
+        counts = expected.get("counts")
+        if counts:
+            unknown = sorted(set(counts) - set(spec["classes"]))
+            if unknown:
+                raise RegistryError(
+                    f"dataset '{dataset_id}': expected.counts names class(es) {', '.join(unknown)} "
+                    f"that are not in its classes {spec['classes']}"
+                )
+            if "n" in expected and sum(counts.values()) != expected["n"]:
+                raise RegistryError(
+                    f"dataset '{dataset_id}': expected.counts sum to {sum(counts.values())}, "
+                    f"but expected.n is {expected['n']}"
+                )
+    return datasets
+
+
+def check_ids(requested: Iterable[str], registry: Mapping[str, Any], kind: str, source: str) -> None:
+    """Stop on an id that is not in the registry, naming it and listing the valid ones."""
+    unknown = [i for i in requested if i not in registry]
+    if unknown:
+        raise RegistryError(
+            f"{source}: unknown {kind} id(s): {', '.join(repr(i) for i in unknown)}. "
+            f"Valid {kind} ids: {', '.join(sorted(registry))}"
+        )
+
+
+def resolve_path(path: str | Path, base: str | Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else Path(base) / path
+
+
+def dataset_root(dataset_id: str, spec: Mapping[str, Any], data_root: str | Path,
+                 overrides: Mapping[str, str] | None = None) -> Path:
+    """Where a dataset's images live: the config's dataset_roots override, else data_root/<registry root>."""
+    if overrides and dataset_id in overrides:
+        return Path(overrides[dataset_id])
+    return resolve_path(spec["root"], data_root)
+
+
+def obtain_hint(spec: Mapping[str, Any], data_root: str | Path) -> str:
+    return spec.get("obtain", "see the dataset's registry entry").replace("{data_root}", str(data_root))
+
+
+def load_workflow_registries(config: Mapping[str, Any], repo_root: str | Path = REPO_ROOT,
+                             source: str = "config") -> tuple[dict, dict]:
+    """Load both registries named by a validated workflow config and check its model and dataset ids."""
+    models = load_models(resolve_path(config["registries"]["models"], repo_root))
+    datasets = load_datasets(resolve_path(config["registries"]["datasets"], repo_root),
+                             config.get("custom_datasets") or {})
+    check_ids(config["models"], models, "model", source)
+    check_ids(config["datasets"], datasets, "dataset", source)
+    unknown_roots = sorted(set(config.get("dataset_roots") or {}) - set(datasets))
+    if unknown_roots:
+        raise RegistryError(
+            f"{source}: dataset_roots names unknown dataset id(s) {', '.join(unknown_roots)}. "
+            f"Valid dataset ids: {', '.join(sorted(datasets))}"
+        )
+    return models, datasets

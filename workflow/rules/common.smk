@@ -1,0 +1,70 @@
+# Validation first: the config against its schema, both registries against theirs, and every configured id against
+# the registries. Everything the rules need from the registries comes from the functions below.
+import re
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+REPO = Path(workflow.basedir)
+sys.path.insert(0, str(REPO / "src"))
+
+from medprobe.registry import dataset_root as _dataset_root  # noqa: E402
+from medprobe.registry import load_workflow_registries  # noqa: E402
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+CONFIG_SOURCE = "config (" + ", ".join(str(p) for p in getattr(workflow, "configfiles", [])) + ")"
+MODELS, DATASETS = load_workflow_registries(config, REPO, source=CONFIG_SOURCE)
+
+
+def _alternatives(ids):
+    """A wildcard regex matching exactly these ids (longest first, so vit_l_16 is never read as vit_l)."""
+    return "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+
+
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    model=_alternatives(MODELS),
+
+
+def dataset_root(dataset):
+    return _dataset_root(dataset, DATASETS[dataset], config["data_root"], config["dataset_roots"])
+
+
+def manifest_input(wildcards):
+    """The image folder when it exists (so new files rerun the manifest); when absent the rule says how to get it."""
+    root = dataset_root(wildcards.dataset)
+    return {"root": str(root)} if root.exists() else {}
+
+
+def model_resource(key, default):
+    return lambda wildcards: MODELS[wildcards.model]["resources"].get(key, default)
+
+
+def configured_models():
+    return {m: MODELS[m] for m in config["models"]}
+
+
+def configured_datasets():
+    return {d: DATASETS[d] for d in config["datasets"]}
+
+
+def embedding_targets():
+    return expand("results/embeddings/{dataset}/{model}.h5", dataset=config["datasets"], model=config["models"])
+
+
+def umap_targets():
+    return expand("results/figures/umap/{dataset}/{model}.png", dataset=config["datasets"], model=config["models"])
+
+
+def probe_targets():
+    return expand("results/probe/{dataset}/{model}.tsv", dataset=config["datasets"], model=config["models"])
+
+
+def table_targets():
+    return expand("results/tables/{name}", name=["paper_table.tsv", "paper_table.md", "summary.tsv"])
+
+
+def all_outputs():
+    return table_targets() + umap_targets()

@@ -1,0 +1,26 @@
+# Manifest -> the HDF5 embedding file of one (dataset, model). Neural models ask for a GPU (`--resources gpu=1`).
+
+
+rule embed:
+    input:
+        manifest="results/manifests/{dataset}.tsv",
+    output:
+        embeddings="results/embeddings/{dataset}/{model}.h5",
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+        classes=lambda wildcards: DATASETS[wildcards.dataset]["classes"],
+        device=config["embed"]["device"],
+        max_failed=config["embed"]["max_failed"],
+    threads: config["embed"]["threads"]
+    resources:
+        gpu=model_resource("gpu", 0),
+        mem_mb=model_resource("mem_mb", 8000),
+        runtime=model_resource("runtime", 60),
+    log:
+        "logs/embed/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/embed/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/embed.yaml"
+    script:
+        "../scripts/embed.py"

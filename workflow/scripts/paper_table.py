@@ -1,0 +1,18 @@
+"""Rule paper_table: every probe file -> results/tables/paper_table.{tsv,md} and summary.tsv."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.tables import make_tables  # noqa: E402
+
+with logged(snakemake.log[0]):
+    make_tables(
+        snakemake.input.probes,
+        models=snakemake.params.models,
+        datasets=snakemake.params.datasets,
+        out_tsv=snakemake.output.table,
+        out_md=snakemake.output.markdown,
+        out_summary=snakemake.output.summary,
+        **snakemake.params.table,
+    )

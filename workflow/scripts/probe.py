@@ -1,0 +1,18 @@
+"""Rule probe: embeddings + split -> results/probe/{dataset}/{model}.tsv (the paper's LinearSVC protocol)."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.probe import run_probe  # noqa: E402
+
+with logged(snakemake.log[0]):
+    run_probe(
+        snakemake.input.embeddings,
+        snakemake.input.split,
+        snakemake.output.probe,
+        dataset_id=snakemake.wildcards.dataset,
+        model_id=snakemake.wildcards.model,
+        params=snakemake.params.probe,
+        seed=snakemake.params.seed,
+    )

@@ -1,0 +1,18 @@
+"""Rule split: results/manifests/{dataset}.tsv -> results/splits/{dataset}.tsv."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.split import split_dataset  # noqa: E402
+
+with logged(snakemake.log[0]):
+    split_dataset(
+        snakemake.input.manifest,
+        snakemake.output.split,
+        dataset_id=snakemake.wildcards.dataset,
+        seed=snakemake.params.seed,
+        holdout_fraction=snakemake.params.holdout_fraction,
+        n_folds=snakemake.params.n_folds,
+        group_aware=snakemake.params.group_aware,
+    )

@@ -1,0 +1,17 @@
+"""Rule umap_sweep: results/embeddings/{dataset}/{model}.h5 -> results/umap/{dataset}/{model}/layouts.h5."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.umap_sweep import run_sweep  # noqa: E402
+
+with logged(snakemake.log[0]):
+    run_sweep(
+        snakemake.input.embeddings,
+        snakemake.output.layouts,
+        n_neighbors=snakemake.params.n_neighbors,
+        min_dist=snakemake.params.min_dist,
+        metric=snakemake.params.metric,
+        seed=snakemake.params.seed,
+    )

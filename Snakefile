@@ -3,12 +3,15 @@
 #   snakemake --cores 8 --resources gpu=1 --configfile config/config.yaml      the paper: 16 models x 8 datasets
 # Named targets: embeddings, umap, probes, paper_table (targets first: `snakemake probes --cores 2`).
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
-configfile: "config/demo.yaml"
+# The embedded default, found from the repository so that `--directory elsewhere` works too.
+configfile: str(Path(workflow.basedir) / "config" / "demo.yaml")
 
 
 report: "workflow/report/workflow.rst"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import pandas as pd
+from PIL import UnidentifiedImageError
 
 from medprobe import files
 from medprobe.datasets import list_samples
@@ -61,6 +62,8 @@ def inspect_file(path: Path) -> FileFacts:
 def _inspect_or_error(path: Path) -> FileFacts | str:
     try:
         return inspect_file(path)
+    except UnidentifiedImageError:
+        return "UnidentifiedImageError: Pillow cannot identify this file as an image"
     except Exception as err:  # noqa: BLE001 - every failure becomes an issue row naming the error
         return f"{type(err).__name__}: {err}"
 

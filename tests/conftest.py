@@ -1,0 +1,82 @@
+"""Shared fixtures: the repository, the shipped demo images, and small image folders made in the test."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "resources" / "demo"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def demo_images() -> list[Path]:
+    """Two real demo images: one MRI (JPEG), one ultrasound (PNG)."""
+    return [sorted((DEMO / "brain_mr" / "glioma_tumor").iterdir())[0], sorted((DEMO / "busi" / "benign").iterdir())[0]]
+
+
+def save_image(path: Path, seed: int = 0, size=(40, 32), mode: str = "RGB", fmt: str | None = None) -> Path:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(array, "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    image.save(path, format=fmt)
+    return path
+
+
+def copy_demo_subset(dest: Path, per_class: int, source: Path = DEMO / "brain_mr",
+                     classes: tuple[str, ...] = ("glioma_tumor", "no_tumor", "pituitary_tumor")) -> Path:
+    """A small real-image folder: the first `per_class` demo images of some classes, skipping exact duplicates."""
+    import hashlib
+
+    seen = set()
+    for name in classes:
+        (dest / name).mkdir(parents=True, exist_ok=True)
+        taken = 0
+        for path in sorted((source / name).iterdir()):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            shutil.copyfile(path, dest / name / path.name)
+            taken += 1
+            if taken == per_class:
+                break
+    return dest
+
+
+def run_snakemake(*args: str, cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(cwd),
+               *args]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run or dry run, as {rule: count}."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("Job stats"))
+    for line in lines[start + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts

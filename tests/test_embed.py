@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import copy_demo_subset
+from medprobe import embed as embed_module
+from medprobe.embed import embed_dataset, plan_threads
+from medprobe.errors import EncoderError
+from medprobe.manifest import make_dataset_manifest
+from medprobe.registry import load_models
+from medprobe.store import partial_path, read_embeddings
+
+SPEC = {"adapter": "imagefolder", "classes": ["glioma_tumor", "no_tumor", "pituitary_tumor"]}
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    root = copy_demo_subset(tmp_path / "data", per_class=4)
+    out = tmp_path / "manifest.tsv"
+    make_dataset_manifest("tiny", SPEC, root, out, tmp_path / "manifest.issues.tsv")
+    return out
+
+
+def test_embedding_file_follows_the_schema(manifest, tmp_path, repo):
+    models = load_models(repo / "config" / "models.yaml")
+    out = embed_dataset("tiny", "pixels", {**models["pixels"], "batch_size": 5}, manifest, tmp_path / "e.h5",
+                        class_names=SPEC["classes"])
+    emb = read_embeddings(out)
+    table = pd.read_csv(manifest, sep="\t")
+    assert emb.features.shape == (12, 1024) and np.isfinite(emb.features).all()
+    assert list(emb.sample_id) == table.sample_id.tolist() and emb.labels.tolist() == table.label.tolist()
+    for key in ("medprobe_version", "model_id", "feature_point", "weights", "preprocessing", "dataset_id",
+                "manifest_sha256", "class_names", "torch_version", "device", "dtype", "created_utc", "n_failed"):
+        assert key in emb.attrs, key
+    assert emb.attrs["class_names"] == SPEC["classes"] and emb.attrs["n_failed"] == 0
+    assert emb.attrs["preprocessing"]["size"] == 32
+
+
+def test_interrupted_extraction_resumes_to_the_same_file(manifest, tmp_path, repo, monkeypatch):
+    spec = {**load_models(repo / "config" / "models.yaml")["resnet50_random"], "batch_size": 4}
+    clean = read_embeddings(embed_dataset("tiny", "resnet50_random", spec, manifest, tmp_path / "clean.h5",
+                                          class_names=SPEC["classes"]))
+    target = tmp_path / "resumed.h5"
+    original = embed_module.EmbeddingWriter.write
+    calls = {"n": 0}
+
+    def dies_on_second_batch(self, start, features, failed_ids=()):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, start, features, failed_ids)
+
+    monkeypatch.setattr(embed_module.EmbeddingWriter, "write", dies_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        embed_dataset("tiny", "resnet50_random", spec, manifest, target, class_names=SPEC["classes"])
+    assert not target.exists() and partial_path(target).exists()
+    monkeypatch.setattr(embed_module.EmbeddingWriter, "write", original)
+    resumed = read_embeddings(embed_dataset("tiny", "resnet50_random", spec, manifest, target,
+                                            class_names=SPEC["classes"]))
+    np.testing.assert_array_equal(resumed.features, clean.features)
+
+
+def test_failed_images_are_nan_rows_and_counted(manifest, tmp_path, repo):
+    table = pd.read_csv(manifest, sep="\t")
+    broken = table.path.iloc[3]
+    with open(broken, "r+b") as handle:  # the file changes after the manifest was built
+        handle.truncate(100)
+    spec = load_models(repo / "config" / "models.yaml")["pixels"]
+    with pytest.raises(EncoderError, match="1 image"):
+        embed_dataset("tiny", "pixels", spec, manifest, tmp_path / "e.h5", class_names=SPEC["classes"])
+    out = embed_dataset("tiny", "pixels", spec, manifest, tmp_path / "f.h5", class_names=SPEC["classes"],
+                        max_failed=1)
+    emb = read_embeddings(out)
+    assert emb.attrs["n_failed"] == 1 and emb.attrs["failed"] == [table.sample_id.iloc[3]]
+    assert np.isnan(emb.features[3]).all() and emb.valid_rows().sum() == 11
+
+
+def test_thread_plan():
+    import torch
+
+    assert plan_threads(4, torch.device("cpu"), neural=True) == (4, 1)
+    assert plan_threads(4, torch.device("cpu"), neural=False) == (4, 4)
+    assert plan_threads(8, torch.device("cuda"), neural=True) == (8, 8)
+    assert plan_threads(1, torch.device("cpu"), neural=True) == (1, 0)

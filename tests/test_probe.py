@@ -1,0 +1,78 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from medprobe.probe import classification_metrics, probe_linear_svc, svc_C
+from medprobe.split import make_split
+
+
+def blobs(n_per_class=60, n_classes=3, dim=20, separation=8.0, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_classes, dim)) * separation
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    features = centers[labels] + rng.normal(size=(len(labels), dim))
+    return features, labels
+
+
+def run(features, labels, seed=0, **kwargs):
+    split = make_split([str(i) for i in range(len(labels))], labels, seed=seed)
+    return probe_linear_svc(features, labels, split.partition.to_numpy(), split.fold.to_numpy(),
+                            n_classes=int(labels.max()) + 1, **kwargs), split
+
+
+def holdout(table, metric):
+    return table[(table["eval"] == "holdout") & (table.metric == metric)]
+
+
+def test_separable_problem_scores_100():
+    features, labels = blobs()
+    table, _ = run(features, labels)
+    acc = holdout(table, "accuracy")
+    assert len(acc) == 5 and (acc.value == 1.0).all()
+    assert (holdout(table, "auroc_macro").value == 1.0).all()
+    assert set(table.metric) == {"accuracy", "f1_macro", "balanced_accuracy", "auroc_macro"}
+
+
+def test_shuffled_labels_score_near_chance():
+    features, labels = blobs(n_per_class=150, n_classes=2, separation=0.0, seed=1)
+    labels = np.random.default_rng(5).permutation(labels)
+    table, _ = run(features, labels)
+    assert abs(holdout(table, "accuracy").value.mean() - 0.5) < 0.1
+    assert abs(holdout(table, "auroc_macro").value.mean() - 0.5) < 0.1
+    assert "f1_binary" in set(table.metric)
+
+
+def test_every_fold_model_is_scored_on_the_same_holdout_with_C_100_over_n():
+    features, labels = blobs(n_per_class=40)
+    table, split = run(features, labels)
+    n_holdout = int((split.partition == "holdout").sum())
+    h = holdout(table, "accuracy")
+    assert (h.n_eval == n_holdout).all()
+    n_train_expected = [int(((split.partition == "train") & (split.fold != k)).sum()) for k in range(5)]
+    assert h.sort_values("fold").n_train.tolist() == n_train_expected
+    assert np.allclose(h.sort_values("fold").C, [100 / n for n in n_train_expected])
+    cv = table[(table["eval"] == "cv_val") & (table.metric == "accuracy")].sort_values("fold")
+    assert cv.n_eval.tolist() == [int((split.fold == k).sum()) for k in range(5)]
+    assert svc_C(100, 400) == 0.25
+
+
+def test_scaler_is_fitted_on_training_rows_only():
+    """A huge offset on the hold-out rows only: with a leak-free scaler, predictions shift; the train fit does not."""
+    features, labels = blobs(n_per_class=50, n_classes=2)
+    split = make_split([str(i) for i in range(len(labels))], labels, seed=0)
+    shifted = features.copy()
+    shifted[(split.partition == "holdout").to_numpy()] += 1000.0
+    base = probe_linear_svc(features, labels, split.partition.to_numpy(), split.fold.to_numpy(), n_classes=2)
+    moved = probe_linear_svc(shifted, labels, split.partition.to_numpy(), split.fold.to_numpy(), n_classes=2)
+    cv_base = base[base["eval"] == "cv_val"].value.to_numpy()
+    cv_moved = moved[moved["eval"] == "cv_val"].value.to_numpy()
+    np.testing.assert_allclose(cv_base, cv_moved)  # the hold-out never enters a fit
+    assert holdout(moved, "accuracy").value.mean() < holdout(base, "accuracy").value.mean()
+
+
+def test_binary_f1_is_of_label_1():
+    y = np.array([0, 0, 0, 0, 1, 1])
+    pred = np.array([0, 0, 0, 1, 1, 0])
+    metrics = classification_metrics(y, pred, pred.astype(float), 2)
+    assert metrics["f1_binary"] == pytest.approx(0.5)
+    assert metrics["accuracy"] == pytest.approx(4 / 6)

@@ -1,0 +1,61 @@
+import numpy as np
+import pandas as pd
+
+from medprobe.tables import f1_metric, format_cell, paper_table, summarize, to_markdown
+
+MODELS = {
+    "clip": {"name": "CLIP", "group": "Non-medical", "backbone": "ViT-B/16"},
+    "biomedclip": {"name": "BiomedCLIP", "group": "Medical", "backbone": "ViT-B/16"},
+    "vgg": {"name": "VGG16", "group": "Non-medical", "backbone": "VGG16"},
+}
+DATASETS = {"brainmr": {"name": "BrainMR", "classes": ["a", "b", "c", "d"]},
+            "breakhis": {"name": "BreakHis", "classes": ["benign", "malignant"]}}
+
+
+def probes():
+    rows = []
+    for d, spec in DATASETS.items():
+        for m_i, m in enumerate(MODELS):
+            for fold in range(5):
+                for metric in ("accuracy", "f1_macro", "f1_binary"):
+                    if metric == "f1_binary" and len(spec["classes"]) != 2:
+                        continue
+                    value = 0.5 + 0.1 * m_i + 0.01 * fold + (0.2 if metric == "f1_binary" else 0)
+                    rows.append(dict(dataset=d, model=m, fold=fold, eval="holdout", metric=metric, value=value,
+                                     n_classes=len(spec["classes"])))
+    return pd.DataFrame(rows)
+
+
+def test_cell_format_is_the_posters():
+    assert format_cell(0.9134, 0.0021) == "91 ± 0.2"
+    assert format_cell(0.5, 0.0, 1, 2) == "50.0 ± 0.00"
+    assert format_cell(float("nan"), 0.0) == "–"
+
+
+def test_poster_f1_is_binary_on_two_classes_only():
+    assert f1_metric(2) == "f1_binary" and f1_metric(4) == "f1_macro" and f1_metric(2, "macro") == "f1_macro"
+
+
+def test_summary_and_table_values():
+    summary = summarize(probes(), ddof=0)
+    row = summary[(summary.dataset == "brainmr") & (summary.model == "vgg") & (summary.metric == "accuracy")].iloc[0]
+    values = 0.5 + 0.2 + 0.01 * np.arange(5)
+    assert row["mean"] == np.mean(values) and row["std"] == np.std(values) and row.n_folds == 5
+    table = paper_table(summary, MODELS, DATASETS)
+    assert table.model.tolist() == ["CLIP", "VGG16", "BiomedCLIP"]  # grouped by first appearance
+    vgg = table[table.model == "VGG16"].iloc[0]
+    assert vgg["BrainMR accuracy"] == format_cell(np.mean(values), np.std(values))
+    # BreakHis F1 is the binary F1 (0.2 higher here), BrainMR F1 macro
+    assert vgg["BreakHis F1"] == format_cell(np.mean(values) + 0.2, np.std(values))
+    assert vgg["BrainMR F1"] == format_cell(np.mean(values), np.std(values))
+    macro = paper_table(summary, MODELS, DATASETS, f1="macro")
+    assert macro[macro.model == "VGG16"].iloc[0]["BreakHis F1"] == format_cell(np.mean(values), np.std(values))
+
+
+def test_markdown_groups_rows_and_keeps_notes():
+    table = paper_table(summarize(probes()), MODELS, DATASETS)
+    text = to_markdown(table, ["a note"])
+    lines = text.splitlines()
+    assert lines[0].startswith("| group | model | BrainMR accuracy")
+    assert lines[2].startswith("| Non-medical | CLIP") and lines[3].startswith("|  | VGG16")
+    assert text.rstrip().endswith("- a note")

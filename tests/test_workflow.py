@@ -1,0 +1,92 @@
+"""The workflow end to end: lint, dry runs of every shipped config, and a real run on a tiny config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import copy_demo_subset, job_counts, run_snakemake
+from medprobe.tables import format_cell
+
+pytestmark = pytest.mark.integration
+
+
+def tiny_config(tmp_path, repo, models=("pixels",)):
+    """A minimal config on top of the demo default: 3 classes x 10 real images, pixels, a 2 x 2 UMAP grid."""
+    data = copy_demo_subset(tmp_path / "data", per_class=10)
+    config = {
+        "models": list(models),
+        "datasets": ["tiny"],
+        "custom_datasets": {"tiny": {
+            "name": "Tiny", "adapter": "imagefolder", "root": str(data), "licence": "MIT (BrainMR demo subset)",
+            "classes": ["glioma_tumor", "no_tumor", "pituitary_tumor"],
+            "expected": {"n": 30, "counts": {"glioma_tumor": 10, "no_tumor": 10, "pituitary_tumor": 10}}}},
+        "umap": {"n_neighbors": [3, 50], "min_dist": [0.1, 0.5], "metric": "cosine", "seed": 42, "threads": 1},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_lint_is_clean(repo, tmp_path):
+    result = run_snakemake("--lint", cwd=repo)
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
+    result = run_snakemake("-n", "--configfile", str(repo / "config" / "config.yaml"), cwd=tmp_path)
+    counts = job_counts(result.stdout)
+    assert counts == {"manifest": 8, "split": 8, "embed": 128, "probe": 128, "umap_sweep": 128,
+                      "umap_figure": 128, "paper_table": 1, "all": 1}
+
+
+def test_demo_config_plans_its_dag(repo, tmp_path):
+    counts = job_counts(run_snakemake("-n", cwd=tmp_path).stdout)
+    assert counts["embed"] == 4 and counts["manifest"] == 2 and counts["umap_figure"] == 4
+
+
+def test_unknown_model_stops_before_any_job(repo, tmp_path):
+    result = run_snakemake("-n", "--config", "models=[pixels,resnet5O]", cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    assert "unknown model id(s): 'resnet5O'" in text and "Valid model ids:" in text and "resnet50_random" in text
+
+
+def test_one_target_runs_only_what_it_needs(repo, tmp_path):
+    config = tiny_config(tmp_path, repo)
+    result = run_snakemake("results/probe/tiny/pixels.tsv", "-n", "--configfile", str(config), cwd=tmp_path)
+    assert job_counts(result.stdout) == {"manifest": 1, "split": 1, "embed": 1, "probe": 1}
+
+
+def test_tiny_run_end_to_end(repo, tmp_path):
+    config = tiny_config(tmp_path, repo)
+    work = tmp_path / "run1"
+    work.mkdir()
+    run_snakemake("--cores", "2", "--configfile", str(config), cwd=work)
+
+    manifest = pd.read_csv(work / "results/manifests/tiny.tsv", sep="\t")
+    assert len(manifest) == 30
+    figure = work / "results/figures/umap/tiny/pixels.png"
+    assert figure.stat().st_size > 10_000
+    for stage in ("manifest/tiny", "split/tiny", "embed/tiny/pixels", "umap_sweep/tiny/pixels", "probe/tiny/pixels"):
+        assert (work / "logs" / f"{stage}.log").exists() and (work / "benchmarks" / f"{stage}.tsv").exists()
+
+    # the table's numbers are the probe file's, aggregated
+    probe = pd.read_csv(work / "results/probe/tiny/pixels.tsv", sep="\t")
+    table = pd.read_csv(work / "results/tables/paper_table.tsv", sep="\t")
+    row = table[table.model == "Pixels (32x32 gray)"].iloc[0]
+    for column, metric in (("Tiny accuracy", "accuracy"), ("Tiny F1", "f1_macro")):
+        values = probe[(probe["eval"] == "holdout") & (probe.metric == metric)].sort_values("fold").value
+        assert len(values) == 5
+        assert row[column] == format_cell(values.mean(), np.std(values.to_numpy()))
+    assert "Tiny accuracy" in (work / "results/tables/paper_table.md").read_text()
+
+    # a second clean run gives a byte-identical table
+    work2 = tmp_path / "run2"
+    work2.mkdir()
+    run_snakemake("paper_table", "--cores", "2", "--configfile", str(config), cwd=work2)
+    assert (work / "results/tables/paper_table.tsv").read_bytes() == \
+        (work2 / "results/tables/paper_table.tsv").read_bytes()
+    assert not (work2 / "results/umap").exists()  # the table alone needs no UMAP

@@ -19,6 +19,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/weights.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/umap.smk"
 include: "workflow/rules/probe.smk"

@@ -8,9 +8,11 @@ from medprobe.cli import main
 def test_models_tsv_lists_every_registry_entry(capsys, repo):
     assert main(["models", "--format", "tsv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split("\t") == ["id", "name", "family", "dim", "feature_point", "gated", "weights"]
+    assert lines[0].split("\t") == ["id", "name", "family", "dim", "feature_point", "gated", "cached", "weights"]
     rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
-    assert len(rows) >= 19 and rows["uni"][5] == "yes" and rows["pixels"][3] == "1024"
+    assert len(rows) == 19 and rows["uni"][5] == "yes" and rows["pixels"][3] == "1024"
+    assert rows["pixels"][6] == "n/a" and rows["uni"][6] in ("yes", "no")
+    assert rows["llava"][4] == "projector_mean" and rows["llava"][7] == "hf_hub:liuhaotian/llava-v1.5-7b"
 
 
 def test_manifest_command_prints_counts(tmp_path, capsys):

@@ -38,8 +38,8 @@ def test_lint_is_clean(repo, tmp_path):
 def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
     result = run_snakemake("-n", "--configfile", str(repo / "config" / "config.yaml"), cwd=tmp_path)
     counts = job_counts(result.stdout)
-    assert counts == {"manifest": 8, "split": 8, "embed": 128, "probe": 128, "umap_sweep": 128,
-                      "umap_figure": 128, "paper_table": 1, "all": 1}
+    assert counts == {"manifest": 8, "split": 8, "fetch_weights": 16, "embed": 128, "probe": 128,
+                      "umap_sweep": 128, "umap_figure": 128, "paper_table": 1, "all": 1}
 
 
 def test_demo_config_plans_its_dag(repo, tmp_path):
@@ -57,7 +57,7 @@ def test_unknown_model_stops_before_any_job(repo, tmp_path):
 def test_one_target_runs_only_what_it_needs(repo, tmp_path):
     config = tiny_config(tmp_path, repo)
     result = run_snakemake("results/probe/tiny/pixels.tsv", "-n", "--configfile", str(config), cwd=tmp_path)
-    assert job_counts(result.stdout) == {"manifest": 1, "split": 1, "embed": 1, "probe": 1}
+    assert job_counts(result.stdout) == {"manifest": 1, "split": 1, "fetch_weights": 1, "embed": 1, "probe": 1}
 
 
 def test_tiny_run_end_to_end(repo, tmp_path):

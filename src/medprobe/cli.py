@@ -31,16 +31,21 @@ def _print_rows(header: list[str], rows: list[list[str]], fmt: str) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from medprobe.weights import cache_env, environment, is_cached
+
     models = load_models(args.registry)
-    header = ["id", "name", "family", "dim", "feature_point", "gated", "weights"]
+    header = ["id", "name", "family", "dim", "feature_point", "gated", "cached", "weights"]
     rows = []
-    for model_id, spec in models.items():
-        weights = spec["weights"]
-        where = weights["source"] + (f":{weights['id']}" if "id" in weights else "")
-        if weights["source"] == "random":
-            where += f" (seed {weights['seed']})"
-        rows.append([model_id, spec["name"], spec["family"], str(spec["dim"]), spec["feature_point"],
-                     "yes" if spec["gated"] else "no", where])
+    with environment(cache_env(args.weights_dir)):
+        for model_id, spec in models.items():
+            weights = spec["weights"]
+            where = weights["source"] + (f":{weights['id']}" if "id" in weights else "")
+            if weights["source"] == "random":
+                where += f" (seed {weights['seed']})"
+            cached = "n/a" if weights["source"] in ("none", "random") else (
+                "yes" if is_cached(model_id, spec) else "no")
+            rows.append([model_id, spec["name"], spec["family"], str(spec["dim"]), spec["feature_point"],
+                         "yes" if spec["gated"] else "no", cached, where])
     _print_rows(header, rows, args.format)
     return 0
 
@@ -97,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the model registry")
     p.add_argument("--registry", default=DEFAULT_MODELS, type=Path)
+    p.add_argument("--weights-dir", default=None, help="the config's weights_dir, if you set one")
     p.add_argument("--format", choices=["table", "tsv"], default="table")
     p.set_defaults(func=cmd_models)
 

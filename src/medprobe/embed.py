@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 class ManifestImages(Dataset):
     """The images of a manifest, from row `start` on; an item is (row, tensor or None, error or None)."""
 
-    def __init__(self, paths: Sequence[str], transform, start: int = 0):
+    def __init__(self, paths: Sequence[str], transform, start: int = 0, draft: int | None = None):
         self.paths = list(paths)
         self.transform = transform
         self.start = start
+        self.draft = draft
 
     def __len__(self) -> int:
         return len(self.paths) - self.start
@@ -46,7 +47,7 @@ class ManifestImages(Dataset):
     def __getitem__(self, i: int):
         row = self.start + i
         try:
-            return row, self.transform(load_rgb(self.paths[row])), None
+            return row, self.transform(load_rgb(self.paths[row], draft=self.draft)), None
         except Exception as err:  # noqa: BLE001 - a failed image becomes a NaN row, reported by path
             return row, None, f"{type(err).__name__}: {err}"
 
@@ -82,13 +83,25 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def draft_size(preprocessing: Mapping[str, Any]) -> int | None:
+    """Twice the size the model resizes to (its short side; FLAIR: its long side): JPEG draft mode stops there."""
+    size = preprocessing.get("resize", preprocessing.get("size"))
+    return 2 * int(size) if isinstance(size, int) else None
+
+
+def use_amp(amp: str, device: torch.device, neural: bool) -> bool:
+    if not neural or amp == "off":
+        return False
+    return amp == "bf16" or device.type == "cuda"
+
+
 def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str | Path, *, dataset_id: str,
                        class_names: Sequence[str], manifest_sha256: str, batch_size: int = 32,
-                       num_workers: int = 0, device: str = "auto", max_failed: int = 0,
-                       progress_file=None) -> Path:
+                       num_workers: int = 0, device: str = "auto", max_failed: int = 0, amp: str = "auto",
+                       jpeg_draft: bool = False, progress_file=None) -> Path:
     dev = resolve_device(device)
-    use_amp = dev.type == "cuda" and encoder.neural
-    dtype = "bfloat16-autocast" if use_amp else "float32"
+    autocast = use_amp(amp, dev, encoder.neural)
+    dtype = "bfloat16-autocast" if autocast else "float32"
     attrs: dict[str, Any] = {
         "medprobe_version": medprobe.__version__,
         "model_id": encoder.model_id,
@@ -99,12 +112,14 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
         "manifest_sha256": manifest_sha256,
         "class_names": list(class_names),
         "dtype": dtype,
+        "jpeg_draft": (draft_size(encoder.preprocessing) or 0) if jpeg_draft else 0,
     }
     writer = EmbeddingWriter(out_path, labels=manifest["label"].to_numpy(), sample_id=manifest["sample_id"],
                              group=manifest["group"], dim=encoder.dim, attrs=attrs)
     try:
         encoder.to(dev)
-        images = ManifestImages(manifest["path"].tolist(), encoder.transform, start=writer.rows_done)
+        images = ManifestImages(manifest["path"].tolist(), encoder.transform, start=writer.rows_done,
+                                draft=attrs["jpeg_draft"] or None)
         loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             collate_fn=collate, pin_memory=dev.type == "cuda",
                             persistent_workers=False)
@@ -116,7 +131,7 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
                 features = np.full((len(rows), encoder.dim), np.nan, dtype=np.float32)
                 if batch is not None:
                     batch = batch.to(dev, non_blocking=True)
-                    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
                         out = encoder.encode(batch)
                     out = out.float().cpu().numpy()
                     if out.shape != (len(ok_rows), encoder.dim):
@@ -158,12 +173,20 @@ def plan_threads(threads: int, device: torch.device, neural: bool) -> tuple[int,
 
 
 def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_path: str | Path,
-                  out_path: str | Path, *, class_names: Sequence[str] | None = None, device: str = "auto",
-                  threads: int = 1, max_failed: int = 0, progress_file=None) -> Path:
-    """The `embed` rule: build the encoder from its registry entry and extract every manifest image."""
+                  out_path: str | Path, *, weights_json: str | Path | None = None,
+                  class_names: Sequence[str] | None = None, device: str = "auto", threads: int = 1,
+                  max_failed: int = 0, amp: str = "auto", jpeg_draft: bool = False, progress_file=None) -> Path:
+    """The `embed` rule: build the encoder from its registry entry and fetched weights, extract every image."""
+    from medprobe.weights import read_record, record_paths
+
     manifest = read_manifest(manifest_path)
     names = class_names_of(manifest, class_names)
-    encoder = build_encoder(model_id, model_spec)
+    record = read_record(weights_json, model_id) if weights_json else None
+    encoder = build_encoder(model_id, model_spec, record_paths(record) if record else None)
+    if record:
+        encoder.weights = {**encoder.weights, "tower_sha256": record.get("tower_sha256"),
+                           "files": {role: {"path": e["path"], "sha256": e["sha256"]}
+                                     for role, e in record["files"].items()}}
     torch_threads, num_workers = plan_threads(threads, resolve_device(device), encoder.neural)
     torch.set_num_threads(torch_threads)
     log.info("model '%s': family %s, feature point %s, dim %d, preprocessing %s", model_id, model_spec["family"],
@@ -172,4 +195,5 @@ def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_
     return extract_embeddings(manifest, encoder, out_path, dataset_id=dataset_id, class_names=names,
                               manifest_sha256=file_sha256(manifest_path),
                               batch_size=int(model_spec.get("batch_size", 32)), num_workers=num_workers,
-                              device=device, max_failed=max_failed, progress_file=progress_file)
+                              device=device, max_failed=max_failed, amp=amp, jpeg_draft=jpeg_draft,
+                              progress_file=progress_file)

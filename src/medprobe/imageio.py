@@ -8,6 +8,10 @@ The conversion, documented once:
 - RGBA / LA / PA, and P with a transparency entry: composited over black, then RGB.
 - P (palette), CMYK, YCbCr, LAB, HSV: Pillow's convert("RGB").
 EXIF orientation is not applied: pixels are used as stored.
+
+JPEG draft mode (optional): libjpeg can decode at 1/2, 1/4 or 1/8 scale for a fraction of the cost. `load_rgb(path,
+draft=n)` uses the largest reduction that still leaves both sides >= n pixels; the embed rule asks for twice the
+model's input size, so the antialiased resize that follows still sees at least 2x oversampling.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ def decode(data: bytes) -> Image.Image:
     return image
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Open, fully decode and convert one image file to 8-bit RGB."""
+def load_rgb(path: str | Path, draft: int | None = None) -> Image.Image:
+    """Open, fully decode and convert one image file to 8-bit RGB (JPEGs at a reduced scale >= `draft` px)."""
     image = Image.open(path)
+    if draft and image.format == "JPEG":
+        image.draft(image.mode, (draft, draft))
     image.load()  # reads all pixels and, for single-frame files, closes the file
     return to_rgb(image)

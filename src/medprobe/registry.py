@@ -48,12 +48,31 @@ def load_models(path: str | Path = DEFAULT_MODELS) -> dict[str, dict]:
     models = load_yaml(path) or {}
     validate(models, "models", str(path))
     for model_id, spec in models.items():
+        points = spec["feature_points"]
+        if spec["feature_point"] not in points:
+            raise RegistryError(f"{path}: model '{model_id}': feature_point '{spec['feature_point']}' is not one of "
+                                f"its feature_points ({', '.join(points)})")
+        if points[spec["feature_point"]]["dim"] != spec["dim"]:
+            raise RegistryError(f"{path}: model '{model_id}': dim {spec['dim']} differs from feature_points."
+                                f"{spec['feature_point']}.dim {points[spec['feature_point']]['dim']}")
         source = spec["weights"]["source"]
         if source == "random" and "seed" not in spec["weights"]:
             raise RegistryError(f"{path}: model '{model_id}': random weights need weights.seed")
         if source not in ("none", "random", "local") and "id" not in spec["weights"]:
             raise RegistryError(f"{path}: model '{model_id}': weights source '{source}' needs weights.id")
     return models
+
+
+def effective_model(model_id: str, spec: Mapping[str, Any], feature_point: str | None = None) -> dict[str, Any]:
+    """The registry entry with the config's choice of feature point (and that point's dim) applied."""
+    spec = dict(spec)
+    if feature_point and feature_point != spec["feature_point"]:
+        if feature_point not in spec["feature_points"]:
+            raise RegistryError(f"config feature_points.{model_id}: '{feature_point}' is not a feature point of "
+                                f"'{model_id}' (choose from {', '.join(spec['feature_points'])})")
+        spec["feature_point"] = feature_point
+        spec["dim"] = spec["feature_points"][feature_point]["dim"]
+    return spec
 
 
 def load_datasets(path: str | Path = DEFAULT_DATASETS, custom: Mapping[str, dict] | None = None) -> dict[str, dict]:
@@ -121,6 +140,12 @@ def load_workflow_registries(config: Mapping[str, Any], repo_root: str | Path = 
                              config.get("custom_datasets") or {})
     check_ids(config["models"], models, "model", source)
     check_ids(config["datasets"], datasets, "dataset", source)
+    for key in ("feature_points", "local_weights"):
+        unknown = sorted(set(config.get(key) or {}) - set(models))
+        if unknown:
+            raise RegistryError(f"{source}: {key} names unknown model id(s) {', '.join(unknown)}. "
+                                f"Valid model ids: {', '.join(sorted(models))}")
+    models = {m: effective_model(m, spec, (config.get("feature_points") or {}).get(m)) for m, spec in models.items()}
     unknown_roots = sorted(set(config.get("dataset_roots") or {}) - set(datasets))
     if unknown_roots:
         raise RegistryError(

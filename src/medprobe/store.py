@@ -79,7 +79,7 @@ def _decode_attr(key: str, value: Any) -> Any:
 def resume_key(attrs: Mapping[str, Any], n: int, dim: int) -> str:
     """What must be equal for a partial file to be continued rather than restarted."""
     fields = {k: attrs.get(k) for k in ("model_id", "feature_point", "weights", "preprocessing", "dataset_id",
-                                         "manifest_sha256", "dtype")}
+                                         "manifest_sha256", "dtype", "jpeg_draft")}
     fields.update(n=n, dim=dim)
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 

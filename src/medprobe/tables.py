@@ -84,6 +84,22 @@ def table_notes(datasets: Mapping[str, Mapping], f1: str, n_folds: int, std_ddof
     return notes
 
 
+def shared_towers(records: Sequence[Mapping], models: Mapping[str, Mapping]) -> list[str]:
+    """One note per set of models whose image-tower weights are byte-identical (same sha256)."""
+    by_hash: dict[str, list[str]] = {}
+    for record in records:
+        if record.get("tower_sha256") and record["model_id"] in models:
+            by_hash.setdefault(record["tower_sha256"], []).append(record["model_id"])
+    notes = []
+    for digest, ids in sorted(by_hash.items(), key=lambda item: item[1]):
+        if len(ids) > 1:
+            names = ", ".join(models[i]["name"] for i in ids)
+            notes.append(f"{names} share byte-identical image-tower weights (sha256 {digest[:12]}…): their tower "
+                         f"features are identical, so they differ only after the tower (feature point: "
+                         + ", ".join(f"{models[i]['name']} {models[i]['feature_point']}" for i in ids) + ").")
+    return notes
+
+
 def to_markdown(table: pd.DataFrame, notes: Sequence[str] = ()) -> str:
     columns = [c for c in table.columns if c != "backbone"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] * 2 + [":-:"] * (len(columns) - 2)) + "|"]
@@ -102,13 +118,18 @@ def to_markdown(table: pd.DataFrame, notes: Sequence[str] = ()) -> str:
 
 def make_tables(probe_paths: Sequence[str | Path], *, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping],
                 out_tsv: str | Path, out_md: str | Path, out_summary: str | Path, f1: str = "poster",
-                std_ddof: int = 0, mean_decimals: int = 0, std_decimals: int = 1) -> pd.DataFrame:
+                std_ddof: int = 0, mean_decimals: int = 0, std_decimals: int = 1,
+                weights_records: Sequence[str | Path] = ()) -> pd.DataFrame:
     """The `paper_table` rule."""
+    import json
+
     probes = pd.concat([read_probe(p) for p in probe_paths], ignore_index=True)
+    records = [json.loads(Path(p).read_text()) for p in weights_records]
     summary = summarize(probes, ddof=std_ddof)
     table = paper_table(summary, models, datasets, f1=f1, mean_decimals=mean_decimals, std_decimals=std_decimals)
     n_folds = int(summary["n_folds"].max()) if len(summary) else 0
     files.write_tsv(out_summary, summary)
     files.write_tsv(out_tsv, table)
-    files.write_text(out_md, to_markdown(table, table_notes(datasets, f1, n_folds, std_ddof)))
+    notes = table_notes(datasets, f1, n_folds, std_ddof) + shared_towers(records, models)
+    files.write_text(out_md, to_markdown(table, notes))
     return table

@@ -1,9 +1,11 @@
-# Manifest -> the HDF5 embedding file of one (dataset, model). Neural models ask for a GPU (`--resources gpu=1`).
+# Manifest + fetched weights -> the HDF5 embedding file of one (dataset, model), with the hub offline.
+# Neural models ask for a GPU (`--resources gpu=1`); threads feed the DataLoader.
 
 
 rule embed:
     input:
         manifest="results/manifests/{dataset}.tsv",
+        weights="results/weights/{model}.json",
     output:
         embeddings="results/embeddings/{dataset}/{model}.h5",
     params:
@@ -11,6 +13,9 @@ rule embed:
         classes=lambda wildcards: DATASETS[wildcards.dataset]["classes"],
         device=config["embed"]["device"],
         max_failed=config["embed"]["max_failed"],
+        amp=config["embed"]["amp"],
+        jpeg_draft=config["embed"]["jpeg_draft"],
+        weights_dir=config["weights_dir"] or "",
     threads: config["embed"]["threads"]
     resources:
         gpu=model_resource("gpu", 0),

@@ -4,6 +4,7 @@
 rule paper_table:
     input:
         probes=probe_targets(),
+        weights=expand("results/weights/{model}.json", model=config["models"]),
     output:
         table=report(
             "results/tables/paper_table.tsv",

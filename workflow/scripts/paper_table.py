@@ -9,6 +9,7 @@ from medprobe.tables import make_tables  # noqa: E402
 with logged(snakemake.log[0]):
     make_tables(
         snakemake.input.probes,
+        weights_records=snakemake.input.weights,
         models=snakemake.params.models,
         datasets=snakemake.params.datasets,
         out_tsv=snakemake.output.table,

@@ -1,52 +1,46 @@
-"""The model zoo: the registry's `family` picks a loader; every loader returns an Encoder."""
+"""The model zoo: the registry's `family` picks a loader; every loader returns an Encoder.
+
+A loader is `build(model_id, spec, files)`: `files` maps roles ("checkpoint", "tower", ...) to local files resolved by
+fetch_weights; `files=None` builds the same architecture and preprocessing with a seeded random initialisation (the
+registry's weights.source: random) — the only step that differs is loading the weights.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+import importlib
+from pathlib import Path
+from typing import Mapping
 
 from medprobe.errors import EncoderError
 from medprobe.models.base import Encoder, describe_transform
 
-
-def _pixels(model_id, spec):
-    from medprobe.models import pixels
-    return pixels.build(model_id, spec)
-
-
-def _timm(model_id, spec):
-    from medprobe.models import timm_family
-    return timm_family.build(model_id, spec)
-
-
-def _open_clip(model_id, spec):
-    from medprobe.models import open_clip_family
-    return open_clip_family.build(model_id, spec)
-
-
-def _torchvision(model_id, spec):
-    from medprobe.models import torchvision_family
-    return torchvision_family.build(model_id, spec)
-
-
-LOADERS: dict[str, Callable[[str, Mapping], Encoder]] = {
-    "pixels": _pixels,
-    "timm": _timm,
-    "open_clip": _open_clip,
-    "torchvision": _torchvision,
+LOADERS: dict[str, str] = {
+    "pixels": "medprobe.models.pixels",
+    "timm": "medprobe.models.timm_family",
+    "open_clip": "medprobe.models.open_clip_family",
+    "torchvision": "medprobe.models.torchvision_family",
+    "llava": "medprobe.models.llava_family",
+    "llm2clip": "medprobe.models.llm2clip",
+    "conch": "medprobe.models.conch",
+    "cxr_clip": "medprobe.models.cxr_clip",
+    "flair": "medprobe.models.flair",
 }
 
 
-def build_encoder(model_id: str, spec: Mapping) -> Encoder:
+def build_encoder(model_id: str, spec: Mapping, files: Mapping[str, str | Path] | None = None) -> Encoder:
     family = spec["family"]
     if family not in LOADERS:
-        raise EncoderError(
-            f"model '{model_id}': this version of medprobe has no loader for family '{family}' "
-            f"(available: {', '.join(sorted(LOADERS))}). Remove '{model_id}' from the config's models."
-        )
-    encoder = LOADERS[family](model_id, spec)
+        raise EncoderError(f"model '{model_id}': no loader for family '{family}' "
+                           f"(available: {', '.join(sorted(LOADERS))})")
+    source = spec["weights"]["source"]
+    if source not in ("none", "random") and not files:
+        raise EncoderError(f"model '{model_id}': weights ({source}) are not resolved; run fetch_weights first: "
+                           f"snakemake results/weights/{model_id}.json --cores 1")
+    loader = importlib.import_module(LOADERS[family])
+    encoder = loader.build(model_id, spec, {k: Path(v) for k, v in files.items()} if files else None)
     if encoder.dim != spec["dim"]:
-        raise EncoderError(f"model '{model_id}': the registry says dim {spec['dim']}, the loaded model gives "
-                           f"{encoder.dim}; fix config/models.yaml")
+        raise EncoderError(f"model '{model_id}': the registry says dim {spec['dim']} at feature point "
+                           f"'{spec['feature_point']}', the loaded model gives {encoder.dim}; fix config/models.yaml")
     return encoder
 
 

@@ -61,7 +61,10 @@ def describe_transform(transform: Any) -> dict[str, Any]:
     described: dict[str, Any] = {}
     steps = getattr(transform, "transforms", [transform])
     for step in steps:
-        if isinstance(step, T.Resize):
+        own = step.describe() if hasattr(step, "describe") else None  # medprobe's transforms describe themselves
+        if isinstance(own, dict):
+            described.update(own)
+        elif isinstance(step, T.Resize):
             size = step.size if isinstance(step.size, int) else list(step.size)
             described["resize"] = size[0] if isinstance(size, list) and len(size) == 1 else size
             described["interpolation"] = _interp_name(step.interpolation)

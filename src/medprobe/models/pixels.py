@@ -21,7 +21,7 @@ def _to_pixels(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(gray, dtype=np.float32).reshape(-1) / 255.0)
 
 
-def build(model_id: str, spec: Mapping) -> Encoder:
+def build(model_id: str, spec: Mapping, files=None) -> Encoder:
     return Encoder(
         model_id=model_id,
         transform=_to_pixels,

@@ -1,0 +1,255 @@
+"""Weight loading and fetching, offline: checkpoints written here in each release's key layout must load strictly
+and reproduce the network that wrote them; fetch records hash files; gated repositories say what to do."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from medprobe.errors import EncoderError
+from medprobe.models import build_encoder
+from medprobe.registry import load_models
+from medprobe.weights import fetch_weights, hf_file, is_cached, read_record, record_paths
+
+
+@pytest.fixture(scope="module")
+def registry(repo):
+    return load_models(repo / "config" / "models.yaml")
+
+
+def features(encoder, seed=0, size=None):
+    size = size or encoder.preprocessing.get("size", 224)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        return encoder.encode(x)
+
+
+def twin(model_id, spec, make_files, tmp_path):
+    """A random 'released' model (seed 7), its checkpoint written by make_files, and the loader's reload of it."""
+    released = build_encoder(model_id, {**spec, "weights": {**spec["weights"], "source": "random", "seed": 7}})
+    files = make_files(released, tmp_path)
+    loaded = build_encoder(model_id, spec, files)
+    fresh = build_encoder(model_id, {**spec, "weights": {**spec["weights"], "source": "random", "seed": 8}})
+    return released, loaded, fresh
+
+
+def assert_reloaded(released, loaded, fresh):
+    torch.testing.assert_close(features(loaded), features(released))
+    assert not torch.allclose(features(fresh), features(released))
+
+
+def test_open_clip_tag_checkpoint(registry, tmp_path):
+    import open_clip
+
+    spec = registry["clip_vit_b16"]
+
+    def make(released, tmp):
+        full = open_clip.create_model("ViT-B-16", pretrained=None, force_quick_gelu=True)
+        full.visual.load_state_dict(released.module.state_dict())
+        torch.save(full.state_dict(), tmp / "open_clip_pytorch_model.bin")
+        return {"checkpoint": tmp / "open_clip_pytorch_model.bin"}
+
+    assert_reloaded(*twin("clip_vit_b16", spec, make, tmp_path))
+
+
+def test_biomedclip_vision_tower_from_hub_layout(registry, tmp_path):
+    spec = registry["biomedclip"]
+
+    def make(released, tmp):
+        state = {f"visual.{k}": v for k, v in released.module.state_dict().items()}
+        state["text.transformer.embeddings.word_embeddings.weight"] = torch.zeros(4, 4)
+        torch.save(state, tmp / "open_clip_pytorch_model.bin")
+        (tmp / "open_clip_config.json").write_text(json.dumps({"model_cfg": spec["arch_config"]}))
+        return {"checkpoint": tmp / "open_clip_pytorch_model.bin", "config": tmp / "open_clip_config.json"}
+
+    assert_reloaded(*twin("biomedclip", spec, make, tmp_path))
+    bad = {"model_cfg": {**spec["arch_config"], "embed_dim": 768}}
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(bad))
+    with pytest.raises(EncoderError, match="embed_dim"):
+        build_encoder("biomedclip", spec, {"checkpoint": tmp_path / "open_clip_pytorch_model.bin",
+                                           "config": tmp_path / "open_clip_config.json"})
+
+
+def test_torchvision_checkpoint(registry, tmp_path):
+    import torchvision
+
+    spec = registry["resnet50"]
+
+    def make(released, tmp):
+        full = torchvision.models.resnet50()
+        state = {**released.module.state_dict(), "fc.weight": full.fc.weight, "fc.bias": full.fc.bias}
+        torch.save(state, tmp / "resnet50-0676ba61.pth")
+        return {"checkpoint": tmp / "resnet50-0676ba61.pth"}
+
+    assert_reloaded(*twin("resnet50", spec, make, tmp_path))
+
+
+def test_timm_hub_checkpoint_is_strict(registry, tmp_path):
+    small = {**registry["uni"], "arch": "vit_small_patch16_224", "dim": 384,
+             "feature_points": {"cls": {"dim": 384, "description": "test"}}}
+
+    def make(released, tmp):
+        torch.save(released.module.state_dict(), tmp / "pytorch_model.bin")
+        return {"checkpoint": tmp / "pytorch_model.bin"}
+
+    assert_reloaded(*twin("uni", small, make, tmp_path))
+    state = torch.load(tmp_path / "pytorch_model.bin")
+    del state["blocks.0.ls1.gamma"]  # a checkpoint without LayerScale: the wrong init_values
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(EncoderError, match="missing key"):
+        build_encoder("uni", small, {"checkpoint": tmp_path / "pytorch_model.bin"})
+
+
+TINY_TOWER = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
+              "image_size": 336, "patch_size": 14, "hidden_act": "quick_gelu", "projection_dim": 32}
+
+
+def tiny_llava(spec):
+    arch = {"tower": TINY_TOWER, "select_layer": -2, "projector": {"type": "mlp2x_gelu", "hidden_size": 96}}
+    return {**spec, "arch_config": arch, "dim": 96,
+            "feature_points": {**spec["feature_points"], "projector_mean": {"dim": 96, "description": "t"}}}
+
+
+def write_llava_release(released, tmp, spec, **config_overrides):
+    tower = released.module["tower"]
+    core = getattr(tower, "vision_model", tower)
+    state = {f"vision_model.{k}": v.contiguous() for k, v in core.state_dict().items()}
+    state["text_model.embeddings.token_embedding.weight"] = torch.zeros(3, 3)
+    save_file(state, str(tmp / "model.safetensors"))
+    (tmp / "tower_config.json").write_text(json.dumps({"model_type": "clip", "vision_config": TINY_TOWER}))
+    projector = released.module["projector"].state_dict()
+    shard_1 = {"model.layers.0.mlp.weight": torch.zeros(2, 2), "model.mm_projector.0.weight": projector["0.weight"],
+               "model.mm_projector.0.bias": projector["0.bias"]}
+    shard_2 = {"model.mm_projector.2.weight": projector["2.weight"], "model.mm_projector.2.bias": projector["2.bias"],
+               "lm_head.weight": torch.zeros(2, 2)}
+    save_file(shard_1, str(tmp / "model-00001-of-00002.safetensors"))
+    torch.save(shard_2, tmp / "pytorch_model-00002-of-00002.bin")  # one pickle shard too
+    config = {"mm_vision_tower": spec["arch"], "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch",
+              "mm_projector_type": "mlp2x_gelu", "mm_hidden_size": 64, "hidden_size": 96,
+              "image_aspect_ratio": "pad", **config_overrides}
+    (tmp / "config.json").write_text(json.dumps(config))
+    return {"tower_config": tmp / "tower_config.json", "tower": tmp / "model.safetensors",
+            "config": tmp / "config.json", "projector_0": tmp / "model-00001-of-00002.safetensors",
+            "projector_1": tmp / "pytorch_model-00002-of-00002.bin"}
+
+
+def test_llava_reads_tower_and_projector_only(registry, tmp_path):
+    spec = tiny_llava(registry["llava_med"])
+    assert_reloaded(*twin("llava_med", spec, lambda r, t: write_llava_release(r, t, spec), tmp_path))
+
+
+def test_llava_refuses_a_config_it_cannot_reproduce(registry, tmp_path):
+    spec = tiny_llava(registry["llava_med_pp"])
+    released = build_encoder("llava_med_pp", {**spec, "weights": {"source": "random", "seed": 1}})
+    files = write_llava_release(released, tmp_path, spec, s2=True, mm_hidden_size=192)
+    with pytest.raises(EncoderError, match="S2 multi-scale") as err:
+        build_encoder("llava_med_pp", spec, files)
+    assert "mm_hidden_size is 192" in str(err.value)
+
+
+def test_llm2clip_reads_the_image_side(registry, tmp_path):
+    tower = {**TINY_TOWER, "projection_dim": 40}
+    spec = {**registry["llm2clip_l14_336"], "arch_config": {"tower": tower}, "dim": 40,
+            "feature_points": {"image_embeds": {"dim": 40, "description": "t"}}}
+
+    def make(released, tmp):
+        state = {k: v.contiguous() for k, v in released.module.state_dict().items()}
+        state["text_adapter.proj.weight"] = torch.zeros(2, 2)
+        save_file(state, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps({"projection_dim": 40, "vision_config": tower}))
+        return {"config": tmp / "config.json", "checkpoint": tmp / "model.safetensors"}
+
+    assert_reloaded(*twin("llm2clip_l14_336", spec, make, tmp_path))
+
+
+def test_conch_reads_the_contrastive_image_side(registry, tmp_path):
+    arch = {"image_size": 448, "patch_size": 16, "width": 64, "layers": 2, "heads": 4, "embed_dim_contrast": 32,
+            "attn_pooler_heads": 4}
+    spec = {**registry["conch"], "arch_config": arch, "dim": 32,
+            "feature_points": {"image_features": {"dim": 32, "description": "t"}}}
+
+    def make(released, tmp):
+        state = {f"visual.{k}": v for k, v in released.module.state_dict().items()}
+        state["visual.attn_pool_caption.query"] = torch.zeros(256, 64)
+        state["text.token_embedding.weight"] = torch.zeros(3, 3)
+        torch.save(state, tmp / "pytorch_model.bin")
+        return {"checkpoint": tmp / "pytorch_model.bin"}
+
+    assert_reloaded(*twin("conch", spec, make, tmp_path))
+
+
+def test_cxr_clip_reads_its_training_archive(registry, tmp_path):
+    swin = {"image_size": 224, "patch_size": 4, "embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1],
+            "window_size": 7}
+    spec = {**registry["cxr_clip"], "arch_config": {"swin": swin, "proj_dim": 24}, "dim": 24,
+            "feature_points": {"image_embeds": {"dim": 24, "description": "t"}}}
+
+    def make(released, tmp):
+        model = released.module
+        state = {f"image_encoder.image_encoder.{k}": v for k, v in model.image_encoder.state_dict().items()}
+        state.update({f"image_projection.projection.{k}": v for k, v in model.image_projection.state_dict().items()})
+        state["text_encoder.text_encoder.embeddings.weight"] = torch.zeros(2, 2)
+        torch.save({"model": state, "config": {"model": {"name": "clip_swin"}}, "epoch": 3}, tmp / "swint_mcc.tar")
+        return {"checkpoint": tmp / "swint_mcc.tar"}
+
+    assert_reloaded(*twin("cxr_clip", spec, make, tmp_path))
+
+
+def test_flair_reads_vision_model(registry, tmp_path):
+    spec = registry["flair"]
+
+    def make(released, tmp):
+        state = {f"vision_model.{k}": v.contiguous() for k, v in released.module.state_dict().items()}
+        state["text_model.projection_head_text.projection.weight"] = torch.zeros(2, 2)
+        save_file(state, str(tmp / "model.safetensors"))
+        return {"checkpoint": tmp / "model.safetensors"}
+
+    released, loaded, fresh = twin("flair", spec, make, tmp_path)
+    assert_reloaded(released, loaded, fresh)
+    torch.testing.assert_close(features(loaded).norm(dim=1), torch.ones(2))  # FLAIR's projection is unit-norm
+
+
+def test_fetch_record_of_a_local_checkpoint(registry, tmp_path):
+    checkpoint = tmp_path / "flair_resnet.pth"
+    checkpoint.write_bytes(b"0123456789")
+    record = fetch_weights("flair", registry["flair"], tmp_path / "flair.json", local_path=checkpoint)
+    entry = record["files"]["checkpoint"]
+    assert entry["sha256"] == "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882"
+    assert entry["bytes"] == 10 and record["tower_sha256"] == entry["sha256"]
+    assert record_paths(read_record(tmp_path / "flair.json", "flair")) == {"checkpoint": checkpoint.resolve()}
+    checkpoint.write_bytes(b"changed!")
+    with pytest.raises(EncoderError, match="changed or disappeared"):
+        read_record(tmp_path / "flair.json", "flair")
+    with pytest.raises(EncoderError, match="run fetch_weights first"):
+        read_record(tmp_path / "missing.json", "flair")
+
+
+def test_weight_free_models_need_no_files(registry, tmp_path):
+    record = fetch_weights("pixels", registry["pixels"], tmp_path / "pixels.json")
+    assert record["files"] == {} and record["tower_sha256"] is None
+
+
+def test_gated_repository_says_what_to_do(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError
+
+    from types import SimpleNamespace
+
+    response = SimpleNamespace(status_code=403, headers={}, request=None)
+
+    def gated(*args, **kwargs):
+        raise GatedRepoError("403 gated", response=response)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", gated)
+    with pytest.raises(EncoderError) as err:
+        hf_file("uni", "MahmoodLab/UNI", "pytorch_model.bin")
+    text = str(err.value)
+    assert "https://huggingface.co/MahmoodLab/UNI" in text and "accept its terms" in text and "HF_TOKEN" in text
+    assert "snakemake results/weights/uni.json" in text
+
+
+def test_nothing_is_cached_offline(registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert not is_cached("resnet50", registry["resnet50"])
+    assert not is_cached("uni", registry["uni"])

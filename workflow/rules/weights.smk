@@ -1,0 +1,26 @@
+# Model id -> results/weights/{model}.json: every weight file resolved (downloaded once into the libraries' caches)
+# and hashed. A localrule, so that on a cluster it runs where there is internet; embed jobs then load offline.
+
+
+localrules:
+    fetch_weights,
+
+
+rule fetch_weights:
+    output:
+        record="results/weights/{model}.json",
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+        local_path=lambda wildcards: config["local_weights"].get(wildcards.model, ""),
+        weights_dir=config["weights_dir"] or "",
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    log:
+        "logs/fetch_weights/{model}.log",
+    benchmark:
+        "benchmarks/fetch_weights/{model}.tsv"
+    conda:
+        "../../envs/embed.yaml"
+    script:
+        "../scripts/fetch_weights.py"

@@ -1,0 +1,16 @@
+"""Rule fetch_weights: model id -> results/weights/{model}.json (network allowed; runs on the login node)."""
+import os
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.weights import cache_env  # noqa: E402
+
+os.environ.update(cache_env(snakemake.params.weights_dir))  # before any library reads its cache location
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.weights import fetch_weights  # noqa: E402
+
+with logged(snakemake.log[0]):
+    fetch_weights(snakemake.wildcards.model, snakemake.params.spec, snakemake.output.record,
+                  local_path=snakemake.params.local_path or None)

@@ -82,3 +82,48 @@ def test_thread_plan():
     assert plan_threads(4, torch.device("cpu"), neural=False) == (4, 4)
     assert plan_threads(8, torch.device("cuda"), neural=True) == (8, 8)
     assert plan_threads(1, torch.device("cpu"), neural=True) == (1, 0)
+
+
+def test_amp_policy(repo, monkeypatch):
+    import torch
+
+    from medprobe import embed as embed_mod
+    from medprobe.models import build_encoder
+
+    registry = load_models(repo / "config" / "models.yaml")
+    cnn = build_encoder("resnet50_random", registry["resnet50_random"])
+    vit = build_encoder("clip_vit_b16_random", registry["clip_vit_b16_random"])
+    pixels = build_encoder("pixels", registry["pixels"])
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert embed_mod.use_amp("auto", gpu, vit) and embed_mod.use_amp("bf16", cpu, vit)
+    assert not embed_mod.use_amp("off", gpu, cnn) and not embed_mod.use_amp("bf16", gpu, pixels)
+    monkeypatch.setattr(embed_mod, "cpu_has_native_bf16", lambda: True)
+    assert embed_mod.use_amp("auto", cpu, cnn) and not embed_mod.use_amp("auto", cpu, vit)
+    monkeypatch.setattr(embed_mod, "cpu_has_native_bf16", lambda: False)
+    assert not embed_mod.use_amp("auto", cpu, cnn)
+
+
+def test_embed_makes_no_network_access(manifest, tmp_path, repo, monkeypatch):
+    """A pretrained torchvision model with a local checkpoint: fetch (local), then embed with sockets disabled."""
+    import socket
+
+    import torch
+    import torchvision
+
+    from medprobe.weights import fetch_weights
+
+    spec = load_models(repo / "config" / "models.yaml")["resnet50"]
+    checkpoint = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50().state_dict(), checkpoint)
+    fetch_weights("resnet50", spec, tmp_path / "resnet50.json", local_path=checkpoint)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("embed tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    out = embed_dataset("tiny", "resnet50", {**spec, "batch_size": 6}, manifest, tmp_path / "e.h5",
+                        weights_json=tmp_path / "resnet50.json", class_names=SPEC["classes"])
+    emb = read_embeddings(out)
+    assert emb.features.shape == (12, 2048)
+    assert emb.attrs["weights"]["files"]["checkpoint"]["sha256"] and emb.attrs["weights"]["tower_sha256"]

@@ -89,10 +89,20 @@ def draft_size(preprocessing: Mapping[str, Any]) -> int | None:
     return 2 * int(size) if isinstance(size, int) else None
 
 
-def use_amp(amp: str, device: torch.device, neural: bool) -> bool:
-    if not neural or amp == "off":
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matmuls run in hardware (elsewhere they are emulated, and slower than fp32)."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
+def use_amp(amp: str, device: torch.device, encoder: Encoder) -> bool:
+    """bf16 autocast: `bf16` always, `off` never; `auto` on a GPU, and on a CPU only where it measured faster
+    (CNNs on a CPU with native bf16: ResNet50 2.9x; ViT-B/16 gained nothing; benchmarks/embed_throughput.py)."""
+    if not encoder.neural or amp == "off":
         return False
-    return amp == "bf16" or device.type == "cuda"
+    if amp == "bf16" or device.type == "cuda":
+        return True
+    return encoder.channels_last and cpu_has_native_bf16()
 
 
 def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str | Path, *, dataset_id: str,
@@ -100,7 +110,7 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
                        num_workers: int = 0, device: str = "auto", max_failed: int = 0, amp: str = "auto",
                        jpeg_draft: bool = False, progress_file=None) -> Path:
     dev = resolve_device(device)
-    autocast = use_amp(amp, dev, encoder.neural)
+    autocast = use_amp(amp, dev, encoder)
     dtype = "bfloat16-autocast" if autocast else "float32"
     attrs: dict[str, Any] = {
         "medprobe_version": medprobe.__version__,

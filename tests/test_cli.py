@@ -34,3 +34,15 @@ def test_manifest_command_checks_registry_counts(tmp_path, capsys, repo):
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "medprobe.cli", "version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip()
+
+
+def test_datasets_command_reports_presence_and_counts(tmp_path, capsys, repo):
+    root = copy_demo_subset(tmp_path / "brainmr" / "Training", per_class=2,
+                            classes=("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"))
+    assert root.exists()
+    assert main(["datasets", "--data-root", str(tmp_path), "--format", "tsv"]) == 0
+    rows = {line.split("\t")[0]: line.split("\t") for line in capsys.readouterr().out.strip().splitlines()[1:]}
+    assert rows["brainmr"][4] == "8" and "counts differ: expected 2870" in rows["brainmr"][5]
+    assert rows["sarscov2ct"][5].startswith("missing: obtain it by hand")
+    assert rows["pneumoniamnist"][5] == "missing: the download rule fetches it"
+    assert "brainmr_demo" not in rows

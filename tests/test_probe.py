@@ -76,3 +76,13 @@ def test_binary_f1_is_of_label_1():
     metrics = classification_metrics(y, pred, pred.astype(float), 2)
     assert metrics["f1_binary"] == pytest.approx(0.5)
     assert metrics["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_a_class_missing_from_a_fold_still_scores():
+    """A rare class (5 samples) that some fold models never see: predictions and AUROC still come out."""
+    features, labels = blobs(n_per_class=40, n_classes=3)
+    features = np.vstack([features, features[:5] + 30])
+    labels = np.concatenate([labels, np.full(5, 3)])
+    table, _ = run(features, labels)
+    auroc = holdout(table, "auroc_macro")
+    assert len(auroc) == 5 and auroc.value.between(0, 1).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,7 +40,7 @@ def test_lint_is_clean(repo, tmp_path):
 def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
     result = run_snakemake("-n", "--configfile", str(repo / "config" / "config.yaml"), cwd=tmp_path)
     counts = job_counts(result.stdout)
-    assert counts == {"manifest": 8, "split": 8, "fetch_weights": 16, "embed": 128, "probe": 128,
+    assert counts == {"download": 8, "manifest": 8, "split": 8, "fetch_weights": 16, "embed": 128, "probe": 128,
                       "umap_sweep": 128, "umap_figure": 128, "paper_table": 1, "all": 1}
 
 
@@ -57,7 +59,8 @@ def test_unknown_model_stops_before_any_job(repo, tmp_path):
 def test_one_target_runs_only_what_it_needs(repo, tmp_path):
     config = tiny_config(tmp_path, repo)
     result = run_snakemake("results/probe/tiny/pixels.tsv", "-n", "--configfile", str(config), cwd=tmp_path)
-    assert job_counts(result.stdout) == {"manifest": 1, "split": 1, "fetch_weights": 1, "embed": 1, "probe": 1}
+    assert job_counts(result.stdout) == {"download": 1, "manifest": 1, "split": 1, "fetch_weights": 1, "embed": 1,
+                                         "probe": 1}
 
 
 def test_tiny_run_end_to_end(repo, tmp_path):
@@ -70,7 +73,9 @@ def test_tiny_run_end_to_end(repo, tmp_path):
     assert len(manifest) == 30
     figure = work / "results/figures/umap/tiny/pixels.png"
     assert figure.stat().st_size > 10_000
-    for stage in ("manifest/tiny", "split/tiny", "embed/tiny/pixels", "umap_sweep/tiny/pixels", "probe/tiny/pixels"):
+    assert json.loads((work / "results/datasets/tiny.json").read_text())["status"] == "present"
+    for stage in ("download/tiny", "manifest/tiny", "split/tiny", "embed/tiny/pixels", "umap_sweep/tiny/pixels",
+                  "probe/tiny/pixels"):
         assert (work / "logs" / f"{stage}.log").exists() and (work / "benchmarks" / f"{stage}.tsv").exists()
 
     # the table's numbers are the probe file's, aggregated
@@ -90,3 +95,15 @@ def test_tiny_run_end_to_end(repo, tmp_path):
     assert (work / "results/tables/paper_table.tsv").read_bytes() == \
         (work2 / "results/tables/paper_table.tsv").read_bytes()
     assert not (work2 / "results/umap").exists()  # the table alone needs no UMAP
+
+
+def test_missing_login_only_dataset_stops_with_the_command(repo, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"models": ["pixels"], "datasets": ["sarscov2ct"],
+                                      "data_root": str(tmp_path / "data")}))
+    result = run_snakemake("results/manifests/sarscov2ct.tsv", "--cores", "1", "--configfile",
+                           str(repo / "config" / "config.yaml"), str(config), cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "logs" / "download" / "sarscov2ct.log").read_text()
+    assert "kaggle datasets download -d plameneduardo/sarscov2-ctscan-dataset" in log
+    assert str(tmp_path / "data" / "sarscov2ct") in log

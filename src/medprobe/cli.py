@@ -1,7 +1,7 @@
 """The `medprobe` command: look at the registries and build a manifest without running the workflow.
 
     medprobe models   [--registry FILE] [--format table|tsv]
-    medprobe datasets [--config FILE] [--format table|tsv]
+    medprobe datasets [--config FILE] [--data-root DIR] [--all] [--format table|tsv]
     medprobe manifest --root DIR --out FILE [--dataset ID] [--threads N]
     medprobe version
 """
@@ -50,19 +50,50 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_status(dataset_id: str, spec: dict, root: Path) -> tuple[str, str]:
+    """(found n, status) from the adapter's listing (no decoding): missing, or present with the counts checked."""
+    from medprobe.datasets import list_samples
+    from medprobe.datasets.download import is_present
+
+    if not is_present(root):
+        return "", "missing: " + ("the download rule fetches it" if spec.get("download") else "obtain it by hand "
+                                  "(see its registry entry)")
+    try:
+        listing = list_samples(spec["adapter"], root, classes=spec.get("classes"), exclude=spec.get("exclude", ()),
+                               dataset_id=dataset_id, spec=spec)
+    except MedprobeError as err:
+        return "", f"present, unreadable: {err}"
+    found: dict[str, int] = {}
+    for candidate in listing.candidates:
+        found[candidate.class_name] = found.get(candidate.class_name, 0) + 1
+    n = sum(found.values())
+    expected = spec.get("expected", {})
+    problems = []
+    if "n" in expected and expected["n"] != n:
+        problems.append(f"expected {expected['n']}")
+    problems += [f"{name} {found.get(name, 0)} (expected {count})"
+                 for name, count in (expected.get("counts") or {}).items() if found.get(name, 0) != count]
+    if problems:
+        return str(n), "present, counts differ: " + "; ".join(problems)
+    return str(n), "present, counts as expected" if expected else "present"
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     config = load_yaml(args.config)
     validate(config, "config", str(args.config))
     registry_path = Path(config["registries"]["datasets"])
     registry_path = registry_path if registry_path.is_absolute() else REPO_ROOT / registry_path
     datasets = load_datasets(registry_path, config.get("custom_datasets") or {})
-    header = ["id", "name", "adapter", "classes", "expected_n", "root", "status"]
+    data_root = args.data_root or config["data_root"]
+    header = ["id", "name", "adapter", "expected_n", "found_n", "status", "root"]
     rows = []
-    for dataset_id, spec in datasets.items():
-        root = dataset_root(dataset_id, spec, config["data_root"], config.get("dataset_roots"))
-        status = "present" if root.exists() else "missing"
-        rows.append([dataset_id, spec["name"], spec["adapter"], str(len(spec["classes"])),
-                     str(spec.get("expected", {}).get("n", "")), str(root), status])
+    chosen = list(datasets) if args.all else config["datasets"]
+    for dataset_id in chosen:
+        spec = datasets[dataset_id]
+        root = dataset_root(dataset_id, spec, data_root, config.get("dataset_roots"))
+        found, status = dataset_status(dataset_id, spec, root)
+        rows.append([dataset_id, spec["name"], spec["adapter"], str(spec.get("expected", {}).get("n", "")), found,
+                     status, str(root)])
     _print_rows(header, rows, args.format)
     return 0
 
@@ -78,7 +109,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         spec = datasets[args.dataset]
     manifest = build_manifest(args.root, adapter=spec["adapter"], classes=spec.get("classes"),
                               exclude=spec.get("exclude", []), duplicates=args.duplicates, threads=args.threads,
-                              dataset_id=args.dataset or Path(args.root).name)
+                              dataset_id=args.dataset or Path(args.root).name, spec=spec)
     out = Path(args.out)
     issues_out = out.with_name(out.name.removesuffix(".tsv") + ".issues.tsv")
     write_manifest(manifest, out, issues_out)
@@ -106,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "tsv"], default="table")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("datasets", help="list the datasets of a config and whether their folders are present")
+    p = sub.add_parser("datasets", help="list the datasets: present or missing, and whether the counts are as expected")
     p.add_argument("--config", default=REPO_ROOT / "config" / "config.yaml", type=Path)
+    p.add_argument("--data-root", help="override the config's data_root")
+    p.add_argument("--all", action="store_true", help="every registry entry, not only the config's datasets")
     p.add_argument("--format", choices=["table", "tsv"], default="table")
     p.set_defaults(func=cmd_datasets)
 

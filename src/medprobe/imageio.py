@@ -16,6 +16,7 @@ model's input size, so the antialiased resize that follows still sees at least 2
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -51,8 +52,24 @@ def decode(data: bytes) -> Image.Image:
     return image
 
 
+@functools.lru_cache(maxsize=4)
+def _npz_array(file: str, key: str) -> np.ndarray:
+    with np.load(file) as archive:
+        return archive[key]
+
+
+def npz_member(path: str) -> np.ndarray:
+    """The image at "<file.npz>::<key>/<row>" (each array is read once per process and kept)."""
+    file, member = path.split("::", 1)
+    key, row = member.rsplit("/", 1)
+    return _npz_array(file, key)[int(row)]
+
+
 def load_rgb(path: str | Path, draft: int | None = None) -> Image.Image:
-    """Open, fully decode and convert one image file to 8-bit RGB (JPEGs at a reduced scale >= `draft` px)."""
+    """Open, fully decode and convert one image to 8-bit RGB (JPEGs at a reduced scale >= `draft` px).
+    `path` may also name an image inside a NumPy archive: "<file.npz>::<key>/<row>"."""
+    if "::" in str(path):
+        return to_rgb(Image.fromarray(npz_member(str(path))))
     image = Image.open(path)
     if draft and image.format == "JPEG":
         image.draft(image.mode, (draft, draft))

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import pandas as pd
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from medprobe import files
 from medprobe.datasets import list_samples
+from medprobe.datasets.base import NPZ_MEMBER
 from medprobe.errors import DatasetError
-from medprobe.imageio import decode
+from medprobe.imageio import decode, npz_member
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,14 @@ class Manifest:
         return {name: int(found.get(name, 0)) for name in self.class_names}
 
 
-def inspect_file(path: Path) -> FileFacts:
-    """Hash the bytes and decode the whole image once; raises on anything Pillow cannot fully decode."""
+def inspect_file(path: str | Path) -> FileFacts:
+    """Hash the bytes and decode the whole image once; raises on anything Pillow cannot fully decode.
+    An image inside a NumPy archive is hashed over its array bytes (shape and dtype included)."""
+    if NPZ_MEMBER in str(path):
+        array = npz_member(str(path))
+        image = Image.fromarray(array)
+        digest = hashlib.sha256(f"{array.shape}{array.dtype}".encode() + array.tobytes()).hexdigest()
+        return FileFacts(digest, image.width, image.height, image.mode)
     data = Path(path).read_bytes()
     image = decode(data)
     return FileFacts(hashlib.sha256(data).hexdigest(), image.width, image.height, image.mode)
@@ -70,25 +77,26 @@ def _inspect_or_error(path: Path) -> FileFacts | str:
 
 def build_manifest(root: str | Path, *, adapter: str = "imagefolder", classes: Sequence[str] | None = None,
                    exclude: Sequence[str] = (), duplicates: str = "keep", threads: int = 1,
-                   dataset_id: str = "") -> Manifest:
+                   dataset_id: str = "", spec: Mapping | None = None) -> Manifest:
     root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"dataset '{dataset_id}': folder {root} does not exist")
-    listing = list_samples(adapter, root, classes=classes, exclude=exclude, dataset_id=dataset_id)
-    paths = [root / c.relpath for c in listing.candidates]
-    log.info("dataset '%s': decoding %d files under %s with %d thread(s)", dataset_id, len(paths), root, threads)
+    if not root.exists():
+        raise DatasetError(f"dataset '{dataset_id}': {root} does not exist")
+    listing = list_samples(adapter, root, classes=classes, exclude=exclude, dataset_id=dataset_id, spec=spec)
+    paths = [c.path for c in listing.candidates]
+    log.info("dataset '%s': decoding %d images under %s with %d thread(s)", dataset_id, len(paths), root, threads)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         facts = list(pool.map(_inspect_or_error, paths, chunksize=16))
 
-    issues = [dict(path=str(root / rel), kind=kind, detail=detail) for rel, kind, detail in listing.issues]
+    issues = [dict(path=path, kind=kind, detail=detail) for path, kind, detail in listing.issues]
     rows = []
     label_of = {name: i for i, name in enumerate(listing.class_names)}
-    for cand, path, fact in zip(listing.candidates, paths, facts):
+    for cand, fact in zip(listing.candidates, facts):
         if isinstance(fact, str):
-            kind = "unreadable" if path.suffix.lower() in IMAGE_SUFFIXES else "not_an_image"
-            issues.append(dict(path=str(path), kind=kind, detail=fact))
+            suffix = Path(cand.path.split(NPZ_MEMBER)[0]).suffix.lower()
+            kind = "unreadable" if suffix in IMAGE_SUFFIXES or NPZ_MEMBER in cand.path else "not_an_image"
+            issues.append(dict(path=cand.path, kind=kind, detail=fact))
             continue
-        rows.append(dict(sample_id=cand.relpath, path=str(path), label=label_of[cand.class_name],
+        rows.append(dict(sample_id=cand.sample_id, path=cand.path, label=label_of[cand.class_name],
                          label_name=cand.class_name, group=cand.group, sha256=fact.sha256,
                          width=fact.width, height=fact.height, mode=fact.mode))
     samples = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("sample_id", kind="stable")
@@ -121,6 +129,8 @@ def count_mismatches(manifest: Manifest, expected: Mapping | None) -> list[str]:
     n_found = len(manifest.samples)
     if "n" in expected and expected["n"] != n_found:
         problems.append(f"expected {expected['n']} images, found {n_found}")
+    if "n_classes" in expected and expected["n_classes"] != len(manifest.class_names):
+        problems.append(f"expected {expected['n_classes']} classes, found {len(manifest.class_names)}")
     found = manifest.counts()
     for name, n_expected in (expected.get("counts") or {}).items():
         if found.get(name, 0) != n_expected:
@@ -154,15 +164,15 @@ def make_dataset_manifest(dataset_id: str, spec: Mapping, root: str | Path, out_
                           threads: int = 1, obtain: str | None = None) -> Manifest:
     """Build, check and write one dataset's manifest and issues file (the `manifest` rule)."""
     root = Path(root)
-    if not root.is_dir():
+    if not root.exists():
         raise DatasetError(
-            f"dataset '{dataset_id}': image folder {root} does not exist. To obtain it: "
+            f"dataset '{dataset_id}': {root} does not exist. To obtain it: "
             f"{obtain or spec.get('obtain', 'see its registry entry')}. Or point config dataset_roots."
             f"{dataset_id} at the folder where you keep it."
         )
     manifest = build_manifest(root, adapter=spec["adapter"], classes=spec.get("classes"),
                               exclude=spec.get("exclude", ()), duplicates=duplicates, threads=threads,
-                              dataset_id=dataset_id)
+                              dataset_id=dataset_id, spec=spec)
     log.info("dataset '%s': %d samples; per class: %s", dataset_id, len(manifest.samples),
              ", ".join(f"{k} {v}" for k, v in manifest.counts().items()))
     if len(manifest.issues):

@@ -52,13 +52,24 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, scores: np.nd
     if n_classes == 2:
         metrics["f1_binary"] = f1_score(y_true, y_pred, pos_label=1, average="binary", zero_division=0)
         if len(np.unique(y_true)) == 2:
-            metrics["auroc_macro"] = roc_auc_score(y_true, scores if scores.ndim == 1 else scores[:, 1])
+            metrics["auroc_macro"] = roc_auc_score(y_true, scores if scores.ndim == 1 else scores[:, 1] - scores[:, 0])
     else:
         per_class = [roc_auc_score(y_true == c, scores[:, c]) for c in labels
                      if 0 < (y_true == c).sum() < len(y_true)]
         if per_class:
             metrics["auroc_macro"] = float(np.mean(per_class))
     return {k: float(v) for k, v in metrics.items()}
+
+
+def full_scores(model: LinearSVC, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """Decision scores with one column per class of the dataset, also when a fold's training rows miss a class
+    (its column then scores below every other)."""
+    raw = model.decision_function(x)
+    if raw.ndim == 1:
+        raw = np.stack([-raw, raw], axis=1)
+    scores = np.full((len(x), n_classes), raw.min() - 1.0 if raw.size else -1.0)
+    scores[:, model.classes_] = raw
+    return scores
 
 
 def align(emb: Embeddings, split: pd.DataFrame, source: str = "") -> pd.DataFrame:
@@ -106,8 +117,8 @@ def probe_linear_svc(features: np.ndarray, labels: np.ndarray, partition: np.nda
                  time.perf_counter() - start, n_iter)
         for name, mask in (("holdout", holdout), ("cv_val", val)):
             x_eval = scaler.transform(features[mask])
-            metrics = classification_metrics(labels[mask], model.predict(x_eval), model.decision_function(x_eval),
-                                              n_classes)
+            metrics = classification_metrics(labels[mask], model.predict(x_eval),
+                                              full_scores(model, x_eval, n_classes), n_classes)
             for metric, value in metrics.items():
                 rows.append(dict(fold=k, eval=name, metric=metric, value=value, n_train=int(train.sum()),
                                  n_eval=int(mask.sum()), n_classes=n_classes, C=C, n_iter=n_iter,

@@ -91,7 +91,7 @@ def load_datasets(path: str | Path = DEFAULT_DATASETS, custom: Mapping[str, dict
         expected = spec.get("expected", {})
         counts = expected.get("counts")
         if counts:
-            unknown = sorted(set(counts) - set(spec["classes"]))
+            unknown = sorted(set(counts) - set(spec.get("classes", counts)))
             if unknown:
                 raise RegistryError(
                     f"dataset '{dataset_id}': expected.counts names class(es) {', '.join(unknown)} "

@@ -56,7 +56,11 @@ def make_split(sample_ids: Sequence[str], labels: Sequence[int], groups: Sequenc
                                                   random_state=seed)
     train_idx = np.sort(train_idx)
     fold = np.full(len(labels), -1, dtype=np.int64)
-    _check_class_sizes(labels[train_idx], n_folds, f"{n_folds}-fold stratified CV", dataset_id)
+    values, counts = np.unique(labels[train_idx], return_counts=True)
+    for value, count in zip(values, counts):
+        if count < n_folds:  # scikit-learn copes; some fold models will not see this class
+            log.warning("dataset '%s': label %d has %d training samples, fewer than the %d folds",
+                        dataset_id, value, count, n_folds)
     if group_aware:
         inner = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         folds = inner.split(train_idx, labels[train_idx], groups[train_idx])
@@ -97,9 +101,9 @@ def summarize_split(split: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
-def split_dataset(manifest_path, out_path, *, dataset_id: str, seed: int = 0, holdout_fraction: float = 0.2,
-                  n_folds: int = 5, group_aware: bool = False) -> pd.DataFrame:
-    """The `split` rule: read the manifest, split it, log the sizes and any duplicate leaking across the split."""
+def split_dataset(manifest_path, out_path, out_issues, *, dataset_id: str, seed: int = 0,
+                  holdout_fraction: float = 0.2, n_folds: int = 5, group_aware: bool = False) -> pd.DataFrame:
+    """The `split` rule: read the manifest, split it, report exact duplicates with copies on both sides."""
     from medprobe.files import write_tsv
     from medprobe.manifest import read_manifest
 
@@ -111,9 +115,12 @@ def split_dataset(manifest_path, out_path, *, dataset_id: str, seed: int = 0, ho
              ", group-aware" if group_aware else "", summarize_split(split))
     leaks = straddling_duplicates(manifest, split)
     if len(leaks):
-        log.warning("dataset '%s': %d exact-duplicate group(s) have copies on both sides of the hold-out:",
-                    dataset_id, leaks["sha256"].nunique())
-        for row in leaks.itertuples():
-            log.warning("  %s\t%s\t%s", row.sha256[:12], row.partition, row.sample_id)
+        log.warning("dataset '%s': %d exact-duplicate group(s) have copies on both sides of the hold-out "
+                    "(listed in %s)", dataset_id, leaks["sha256"].nunique(), out_issues)
+    issues = pd.DataFrame({"sample_id": leaks["sample_id"], "kind": "duplicate_across_holdout",
+                           "detail": [f"{p}; same bytes (sha256 {h[:12]}) on both sides of the hold-out"
+                                      for p, h in zip(leaks["partition"], leaks["sha256"])]},
+                          columns=["sample_id", "kind", "detail"])
+    write_tsv(out_issues, issues)
     write_tsv(out_path, split)
     return split

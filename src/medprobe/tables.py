@@ -56,7 +56,8 @@ def paper_table(summary: pd.DataFrame, models: Mapping[str, Mapping], datasets: 
         spec = models[model_id]
         row = {"group": spec["group"], "model": spec["name"], "backbone": spec["backbone"]}
         for dataset_id, dspec in datasets.items():
-            n_classes = len(dspec["classes"])
+            key = (dataset_id, model_id, "accuracy")
+            n_classes = int(scores.loc[key]["n_classes"]) if key in scores.index else len(dspec.get("classes", []))
             for label, metric in (("accuracy", "accuracy"), ("F1", f1_metric(n_classes, f1))):
                 key = (dataset_id, model_id, metric)
                 if key in scores.index:
@@ -74,7 +75,7 @@ def table_notes(datasets: Mapping[str, Mapping], f1: str, n_folds: int, std_ddof
              f"(std with ddof={std_ddof}). LinearSVC on standardized features, C = 100 / n_train."]
     if f1 == "poster":
         positives = [f"{spec['name']}: {spec['classes'][1]}" for spec in datasets.values()
-                     if len(spec["classes"]) == 2]
+                     if len(spec.get("classes", [])) == 2]
         text = "F1 is the poster's F-score: F1 of label 1 on two-class datasets, macro-F1 otherwise."
         if positives:
             text += " Label 1 is " + "; ".join(positives) + "."

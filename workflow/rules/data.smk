@@ -1,9 +1,35 @@
-# Raw dataset folder -> manifest (+ issues) -> one split per dataset, shared by every model.
+# Dataset -> on disk (downloaded once where the source is public) -> manifest (+ issues) -> one split per dataset,
+# shared by every model.
+
+
+localrules:
+    download,
+
+
+rule download:
+    output:
+        record="results/datasets/{dataset}.json",
+    params:
+        spec=lambda wildcards: DATASETS[wildcards.dataset],
+        root=lambda wildcards: str(dataset_root(wildcards.dataset)),
+        data_root=config["data_root"],
+    resources:
+        mem_mb=2000,
+        runtime=600,
+    log:
+        "logs/download/{dataset}.log",
+    benchmark:
+        "benchmarks/download/{dataset}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download.py"
 
 
 rule manifest:
     input:
         unpack(manifest_input),
+        record="results/datasets/{dataset}.json",
     output:
         manifest="results/manifests/{dataset}.tsv",
         issues="results/manifests/{dataset}.issues.tsv",
@@ -32,6 +58,7 @@ rule split:
         manifest="results/manifests/{dataset}.tsv",
     output:
         split="results/splits/{dataset}.tsv",
+        issues="results/splits/{dataset}.issues.tsv",
     params:
         seed=config["split"]["seed"],
         holdout_fraction=config["split"]["holdout_fraction"],

@@ -10,7 +10,7 @@ rule embed:
         embeddings="results/embeddings/{dataset}/{model}.h5",
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
-        classes=lambda wildcards: DATASETS[wildcards.dataset]["classes"],
+        classes=lambda wildcards: DATASETS[wildcards.dataset].get("classes"),
         device=config["embed"]["device"],
         max_failed=config["embed"]["max_failed"],
         amp=config["embed"]["amp"],

@@ -10,6 +10,7 @@ with logged(snakemake.log[0]):
     split_dataset(
         snakemake.input.manifest,
         snakemake.output.split,
+        snakemake.output.issues,
         dataset_id=snakemake.wildcards.dataset,
         seed=snakemake.params.seed,
         holdout_fraction=snakemake.params.holdout_fraction,

@@ -41,7 +41,7 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
     result = run_snakemake("-n", "--configfile", str(repo / "config" / "config.yaml"), cwd=tmp_path)
     counts = job_counts(result.stdout)
     assert counts == {"download": 8, "manifest": 8, "split": 8, "fetch_weights": 16, "embed": 128, "probe": 128,
-                      "umap_sweep": 128, "umap_figure": 128, "paper_table": 1, "all": 1}
+                      "umap_sweep": 128, "umap_figure": 128, "umap_summary": 8, "paper_table": 1, "all": 1}
 
 
 def test_demo_config_plans_its_dag(repo, tmp_path):
@@ -73,6 +73,9 @@ def test_tiny_run_end_to_end(repo, tmp_path):
     assert len(manifest) == 30
     figure = work / "results/figures/umap/tiny/pixels.png"
     assert figure.stat().st_size > 10_000
+    assert (work / "results/figures/umap_summary/tiny.png").stat().st_size > 10_000
+    metrics = pd.read_csv(work / "results/umap/tiny/pixels/metrics.tsv", sep="\t")
+    assert len(metrics) == 5 and metrics.trustworthiness.dropna().between(0, 1).all()
     assert json.loads((work / "results/datasets/tiny.json").read_text())["status"] == "present"
     for stage in ("download/tiny", "manifest/tiny", "split/tiny", "embed/tiny/pixels", "umap_sweep/tiny/pixels",
                   "probe/tiny/pixels"):

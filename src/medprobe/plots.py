@@ -79,3 +79,61 @@ def plot_umap_grid(sweep: Sweep, out_png: str | Path, *, title: str = "",
 def umap_figure(layouts_path: str | Path, out_png: str | Path, *, title: str = "") -> Path:
     """The `umap_figure` rule."""
     return plot_umap_grid(read_layouts(layouts_path), out_png, title=title)
+
+
+SUMMARY_COLUMNS = {
+    "features kNN acc": ("features", "knn_accuracy", None),
+    "features silhouette": ("features", "silhouette", None),
+    "UMAP trust (best)": ("umap", "trustworthiness", "max"),
+    "UMAP kNN acc (best)": ("umap", "knn_accuracy", "max"),
+    "UMAP silhouette (best)": ("umap", "silhouette", "max"),
+    "UMAP trust 15/0.1": ("umap", "trustworthiness", (15, 0.1)),
+    "UMAP kNN acc 15/0.1": ("umap", "knn_accuracy", (15, 0.1)),
+}
+
+
+def summarize_layout_metrics(tables, models: dict[str, str]) -> "pd.DataFrame":
+    """One row per model: the feature space's metrics, the best layout's and the reference layout's (15 / 0.1)."""
+    import pandas as pd
+
+    rows = []
+    for table in tables:
+        model_id = table["model"].iloc[0]
+        row = {"model": models.get(model_id, model_id)}
+        for column, (space, metric, pick) in SUMMARY_COLUMNS.items():
+            part = table[table["space"] == space]
+            if pick == "max":
+                row[column] = part[metric].max()
+            elif isinstance(pick, tuple):
+                hit = part[(part["n_neighbors"] == pick[0]) & (part["min_dist"] == pick[1])]
+                row[column] = hit[metric].iloc[0] if len(hit) else float("nan")
+            else:
+                row[column] = part[metric].iloc[0] if len(part) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def umap_summary(metrics_paths, out_png, out_table, *, models: dict[str, str], title: str = "") -> Path:
+    """The `umap_summary` rule: a models x metrics heatmap of one dataset, and the numbers behind it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    from medprobe import files
+
+    summary = summarize_layout_metrics([pd.read_csv(p, sep="\t") for p in metrics_paths], models)
+    files.write_tsv(out_table, summary.reset_index())
+    fig, ax = plt.subplots(figsize=(1.3 * summary.shape[1] + 3, 0.45 * summary.shape[0] + 2))
+    sns.heatmap(summary, annot=True, fmt=".2f", cmap="viridis", vmin=min(0.0, float(summary.min().min())), vmax=1.0,
+                cbar_kws={"label": "score"}, ax=ax)
+    ax.set_ylabel("")
+    ax.set_title(f"{title}: class separation and neighbourhood preservation")
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return Path(out_png)

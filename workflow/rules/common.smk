@@ -55,7 +55,8 @@ def embedding_targets():
 
 
 def umap_targets():
-    return expand("results/figures/umap/{dataset}/{model}.png", dataset=config["datasets"], model=config["models"])
+    return expand("results/figures/umap/{dataset}/{model}.png", dataset=config["datasets"], model=config["models"]) + \
+        expand("results/figures/umap_summary/{dataset}.png", dataset=config["datasets"])
 
 
 def probe_targets():

@@ -6,11 +6,18 @@ rule umap_sweep:
         embeddings="results/embeddings/{dataset}/{model}.h5",
     output:
         layouts="results/umap/{dataset}/{model}/layouts.h5",
+        metrics="results/umap/{dataset}/{model}/metrics.tsv",
     params:
         n_neighbors=config["umap"]["n_neighbors"],
         min_dist=config["umap"]["min_dist"],
         metric=config["umap"]["metric"],
         seed=config["umap"]["seed"],
+        optimizer=config["umap"]["optimizer"],
+        metrics={
+            "trust_neighbors": config["umap"]["trust_neighbors"],
+            "knn_k": config["umap"]["knn_k"],
+            "sample_size": config["umap"]["metric_sample"],
+        },
     threads: config["umap"]["threads"]
     resources:
         mem_mb=8000,
@@ -49,3 +56,31 @@ rule umap_figure:
         "../../envs/report.yaml"
     script:
         "../scripts/umap_figure.py"
+
+
+rule umap_summary:
+    input:
+        metrics=expand("results/umap/{{dataset}}/{model}/metrics.tsv", model=config["models"]),
+    output:
+        figure=report(
+            "results/figures/umap_summary/{dataset}.png",
+            caption="../report/umap_summary.rst",
+            category="UMAP layouts",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "models x metrics"},
+        ),
+        table="results/tables/umap_metrics/{dataset}.tsv",
+    params:
+        models=lambda wildcards: {m: MODELS[m]["name"] for m in config["models"]},
+        title=lambda wildcards: DATASETS[wildcards.dataset]["name"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        "logs/umap_summary/{dataset}.log",
+    benchmark:
+        "benchmarks/umap_summary/{dataset}.tsv"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/umap_summary.py"

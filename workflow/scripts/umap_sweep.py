@@ -10,8 +10,12 @@ with logged(snakemake.log[0]):
     run_sweep(
         snakemake.input.embeddings,
         snakemake.output.layouts,
+        snakemake.output.metrics,
         n_neighbors=snakemake.params.n_neighbors,
         min_dist=snakemake.params.min_dist,
         metric=snakemake.params.metric,
         seed=snakemake.params.seed,
+        threads=snakemake.threads,
+        optimizer=snakemake.params.optimizer,
+        metrics=snakemake.params.metrics,
     )

@@ -1,0 +1,11 @@
+"""Rule umap_summary: every model's metrics.tsv of a dataset -> a models x metrics figure and table."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.plots import umap_summary  # noqa: E402
+
+with logged(snakemake.log[0]):
+    umap_summary(snakemake.input.metrics, snakemake.output.figure, snakemake.output.table,
+                 models=snakemake.params.models, title=snakemake.params.title)

@@ -17,7 +17,7 @@ def blobs(n_per_class=60, n_classes=3, dim=20, separation=8.0, seed=0):
 def run(features, labels, seed=0, **kwargs):
     split = make_split([str(i) for i in range(len(labels))], labels, seed=seed)
     return probe_linear_svc(features, labels, split.partition.to_numpy(), split.fold.to_numpy(),
-                            n_classes=int(labels.max()) + 1, **kwargs), split
+                            n_classes=int(labels.max()) + 1, **kwargs).metrics, split
 
 
 def holdout(table, metric):
@@ -56,14 +56,15 @@ def test_every_fold_model_is_scored_on_the_same_holdout_with_C_100_over_n():
     assert svc_C(100, 400) == 0.25
 
 
-def test_scaler_is_fitted_on_training_rows_only():
+@pytest.mark.parametrize("solver", ["sklearn", "torch"])
+def test_scaler_is_fitted_on_training_rows_only(solver):
     """A huge offset on the hold-out rows only: with a leak-free scaler, predictions shift; the train fit does not."""
     features, labels = blobs(n_per_class=50, n_classes=2)
     split = make_split([str(i) for i in range(len(labels))], labels, seed=0)
     shifted = features.copy()
     shifted[(split.partition == "holdout").to_numpy()] += 1000.0
-    base = probe_linear_svc(features, labels, split.partition.to_numpy(), split.fold.to_numpy(), n_classes=2)
-    moved = probe_linear_svc(shifted, labels, split.partition.to_numpy(), split.fold.to_numpy(), n_classes=2)
+    base = probe_linear_svc(features, labels, split.partition.to_numpy(), split.fold.to_numpy(), n_classes=2, solver=solver).metrics
+    moved = probe_linear_svc(shifted, labels, split.partition.to_numpy(), split.fold.to_numpy(), n_classes=2, solver=solver).metrics
     cv_base = base[base["eval"] == "cv_val"].value.to_numpy()
     cv_moved = moved[moved["eval"] == "cv_val"].value.to_numpy()
     np.testing.assert_allclose(cv_base, cv_moved)  # the hold-out never enters a fit
@@ -86,3 +87,45 @@ def test_a_class_missing_from_a_fold_still_scores():
     table, _ = run(features, labels)
     auroc = holdout(table, "auroc_macro")
     assert len(auroc) == 5 and auroc.value.between(0, 1).all()
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_torch_solver_matches_linear_svc(n_classes):
+    """The same objective: the fold models agree with scikit-learn's on nearly every hold-out prediction."""
+    features, labels = blobs(n_per_class=150, n_classes=n_classes, dim=40, separation=0.35, seed=3)
+    split = make_split([str(i) for i in range(len(labels))], labels, seed=0)
+    args = (features, labels, split.partition.to_numpy(), split.fold.to_numpy())
+    reference = probe_linear_svc(*args, n_classes=n_classes, solver="sklearn")
+    fast = probe_linear_svc(*args, n_classes=n_classes, solver="torch")
+    agreement = (reference.predictions.prediction.to_numpy() == fast.predictions.prediction.to_numpy()).mean()
+    assert agreement >= 0.99
+    acc = [holdout(r.metrics, "accuracy").value.mean() for r in (reference, fast)]
+    assert abs(acc[0] - acc[1]) <= 0.01 and 0.5 < acc[0] < 1.0  # a problem that is neither trivial nor hopeless
+    assert fast.metrics.converged.all()
+
+
+def test_torch_objective_is_liblinears():
+    """At the torch solution, the gradient of LinearSVC's objective (with its regularised intercept) vanishes."""
+    import torch
+
+    from medprobe.svm import fit_linear_svc
+
+    features, labels = blobs(n_per_class=80, n_classes=3, dim=10, separation=0.5, seed=4)
+    x = torch.tensor(features, dtype=torch.float64)
+    model = fit_linear_svc(x, torch.tensor(labels), 3, C=0.05, tol=1e-10, max_iter=200)
+    xa = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], 1)
+    y = -torch.ones(len(x), 3, dtype=torch.float64)
+    y[torch.arange(len(x)), torch.tensor(labels)] = 1
+    margins = xa @ model.weights
+    grad = model.weights + 2 * 0.05 * xa.T @ (((y * margins) < 1) * (margins - y))
+    assert grad.abs().max() < 1e-6
+
+
+def test_hold_out_predictions_are_kept_per_fold():
+    features, labels = blobs(n_per_class=30, n_classes=3)
+    split = make_split([str(i) for i in range(len(labels))], labels, seed=0)
+    result = probe_linear_svc(features, labels, split.partition.to_numpy(), split.fold.to_numpy(), n_classes=3)
+    holdout_rows = np.flatnonzero(split.partition.to_numpy() == "holdout")
+    assert len(result.predictions) == 5 * len(holdout_rows)
+    for _, part in result.predictions.groupby("fold"):
+        assert sorted(part.row) == sorted(holdout_rows)

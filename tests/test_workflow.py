@@ -15,7 +15,7 @@ from medprobe.tables import format_cell
 pytestmark = pytest.mark.integration
 
 
-def tiny_config(tmp_path, repo, models=("pixels",)):
+def tiny_config(tmp_path, repo, models=("pixels", "clip_vit_b16_random")):
     """A minimal config on top of the demo default: 3 classes x 10 real images, pixels, a 2 x 2 UMAP grid."""
     data = copy_demo_subset(tmp_path / "data", per_class=10)
     config = {
@@ -41,7 +41,8 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
     result = run_snakemake("-n", "--configfile", str(repo / "config" / "config.yaml"), cwd=tmp_path)
     counts = job_counts(result.stdout)
     assert counts == {"download": 8, "manifest": 8, "split": 8, "fetch_weights": 16, "embed": 128, "probe": 128,
-                      "umap_sweep": 128, "umap_figure": 128, "umap_summary": 8, "paper_table": 1, "all": 1}
+                      "umap_sweep": 128, "umap_figure": 128, "umap_summary": 8, "paper_table": 1, "fewshot": 128,
+                      "fewshot_table": 1, "zeroshot": 32, "zeroshot_table": 1, "paired_tests": 8, "all": 1}
 
 
 def test_demo_config_plans_its_dag(repo, tmp_path):
@@ -90,6 +91,14 @@ def test_tiny_run_end_to_end(repo, tmp_path):
         assert len(values) == 5
         assert row[column] == format_cell(values.mean(), np.std(values.to_numpy()))
     assert "Tiny accuracy" in (work / "results/tables/paper_table.md").read_text()
+    assert "\\toprule" in (work / "results/tables/paper_table.tex").read_text()
+    paired = pd.read_csv(work / "results/tables/paired/tiny.tsv", sep="\t")
+    assert paired[["model_a", "model_b"]].values.tolist() == [["pixels", "clip_vit_b16_random"]]
+    assert 0 < paired.p_value.iloc[0] <= 1
+    fewshot = pd.read_csv(work / "results/tables/fewshot.tsv", sep="\t")
+    assert set(fewshot.shots) == {1, 2, 4, 8}  # 8 training images per class: 16 shots are skipped
+    zeroshot = pd.read_csv(work / "results/zeroshot/tiny/clip_vit_b16_random.tsv", sep="\t")
+    assert set(zeroshot.prompt_set) == {"names"} and zeroshot.value.between(0, 1).all()
 
     # a second clean run gives a byte-identical table
     work2 = tmp_path / "run2"

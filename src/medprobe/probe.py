@@ -2,10 +2,12 @@
 
 For each of the K CV folds of the dataset's split: fit a StandardScaler on the fold's training rows only, train
 LinearSVC (L2-regularised squared hinge, one-vs-rest) with C = C_numerator / n_train, then score the fold model on
-its CV validation rows and on the shared hold-out. The paper table reports mean ± std over the K fold models on the
+its CV validation rows and on the shared hold-out. solver: sklearn (scikit-learn's LinearSVC, the reference) or
+torch (medprobe.svm: the same objective for all classes at once, on the GPU when there is one). The paper table reports mean ± std over the K fold models on the
 hold-out; the CV validation scores are kept beside them.
 
-results/probe/{dataset}/{model}.tsv: one row per (fold, eval, metric), eval in {holdout, cv_val}.
+results/probe/{dataset}/{model}.tsv: one row per (fold, eval, metric), eval in {holdout, cv_val};
+results/probe/{dataset}/{model}.predictions.tsv: every fold model's hold-out predictions (for paired tests).
 Metrics: accuracy, f1_macro, f1_binary (F1 of label 1; two-class datasets only), balanced_accuracy, auroc_macro
 (one-vs-rest AUROC of the decision scores, averaged over the classes present).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -90,57 +93,122 @@ def align(emb: Embeddings, split: pd.DataFrame, source: str = "") -> pd.DataFram
     return merged[valid].reset_index(drop=True)
 
 
+@dataclass
+class ProbeResult:
+    metrics: pd.DataFrame        # one row per (fold, eval, metric)
+    predictions: pd.DataFrame    # hold-out rows: row (index into the inputs), fold, prediction
+
+
+def _fold_sklearn(x_train, y_train, evals, *, n_classes, C, max_iter, tol, standardize, dual, seed):
+    scaler = StandardScaler(with_mean=standardize, with_std=standardize).fit(x_train)
+    model = LinearSVC(C=C, max_iter=max_iter, tol=tol, dual=dual, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(scaler.transform(x_train), y_train)
+    n_iter = int(np.max(model.n_iter_))
+    outputs = []
+    for x_eval in evals:
+        x_eval = scaler.transform(x_eval)
+        outputs.append((model.predict(x_eval), full_scores(model, x_eval, n_classes)))
+    return outputs, n_iter, n_iter < max_iter
+
+
+def _fold_torch(x_train, y_train, evals, *, n_classes, C, max_iter, tol, standardize, device):
+    import torch
+
+    from medprobe.svm import as_tensor, fit_linear_svc
+    from medprobe.svm import standardize as scale
+
+    tensors = scale(as_tensor(x_train, device), *(as_tensor(x, device) for x in evals), enabled=standardize)
+    labels = torch.as_tensor(y_train, device=device, dtype=torch.long)
+    present = torch.unique(labels)
+    model = fit_linear_svc(tensors[0], labels, n_classes, C, tol=tol, max_iter=max_iter)
+    outputs = []
+    for x_eval in tensors[1:]:
+        scores = model.decision_function(x_eval)
+        if n_classes > 2 and len(present) < n_classes:  # a class absent from this fold's training rows
+            absent = torch.ones(n_classes, dtype=torch.bool, device=device)
+            absent[present] = False
+            scores = scores.clone()
+            scores[:, absent] = scores.min() - 1.0
+        prediction = (scores > 0).long() if n_classes == 2 else scores.argmax(dim=1)
+        full = scores.cpu().numpy().astype(np.float64)
+        if n_classes == 2:
+            full = np.stack([-full, full], axis=1)
+        outputs.append((prediction.cpu().numpy(), full))
+    return outputs, model.n_iter, model.converged
+
+
 def probe_linear_svc(features: np.ndarray, labels: np.ndarray, partition: np.ndarray, fold: np.ndarray, *,
                      n_classes: int, C_numerator: float = 100.0, max_iter: int = 10000, tol: float = 1e-4,
-                     standardize: bool = True, dual="auto", seed: int = 0) -> pd.DataFrame:
-    """The paper's protocol on aligned arrays; returns one row per (fold, eval, metric)."""
-    features = np.asarray(features, dtype=np.float64)
+                     standardize: bool = True, dual="auto", seed: int = 0, solver: str = "sklearn",
+                     device: str = "auto") -> ProbeResult:
+    """The paper's protocol on aligned arrays. solver: sklearn (LinearSVC, the reference) or torch (the same
+    objective, medprobe.svm)."""
+    features = np.asarray(features, dtype=np.float64 if solver == "sklearn" else np.float32)
     labels = np.asarray(labels)
     holdout = np.asarray(partition) == "holdout"
-    rows = []
+    torch_device = None
+    if solver == "torch":
+        from medprobe.svm import resolve_device
+
+        torch_device = resolve_device(device)
+    elif solver != "sklearn":
+        raise ValueError(f"probe.solver {solver!r}: choose sklearn or torch")
+    rows, predictions = [], []
     for k in sorted(int(f) for f in np.unique(fold[fold >= 0])):
         train = (~holdout) & (fold != k)
         val = (~holdout) & (fold == k)
-        x_train = features[train]
-        scaler = StandardScaler(with_mean=standardize, with_std=standardize).fit(x_train)
         C = svc_C(C_numerator, int(train.sum()))
-        model = LinearSVC(C=C, max_iter=max_iter, tol=tol, dual=dual, random_state=seed)
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(scaler.transform(x_train), labels[train])
-        n_iter = int(np.max(model.n_iter_))
-        converged = n_iter < max_iter
+        common = dict(n_classes=n_classes, C=C, max_iter=max_iter, tol=tol, standardize=standardize)
+        if solver == "sklearn":
+            outputs, n_iter, converged = _fold_sklearn(features[train], labels[train],
+                                                       [features[holdout], features[val]], dual=dual, seed=seed,
+                                                       **common)
+        else:
+            outputs, n_iter, converged = _fold_torch(features[train], labels[train],
+                                                     [features[holdout], features[val]], device=torch_device,
+                                                     **common)
         if not converged:
-            log.warning("fold %d: LinearSVC stopped at max_iter=%d before converging (tol %g)", k, max_iter, tol)
-        log.info("fold %d: n_train=%d C=%.6g fitted in %.2f s (%d iterations)", k, train.sum(), C,
-                 time.perf_counter() - start, n_iter)
-        for name, mask in (("holdout", holdout), ("cv_val", val)):
-            x_eval = scaler.transform(features[mask])
-            metrics = classification_metrics(labels[mask], model.predict(x_eval),
-                                              full_scores(model, x_eval, n_classes), n_classes)
+            log.warning("fold %d: the %s solver stopped at max_iter=%d before converging (tol %g)", k, solver,
+                        max_iter, tol)
+        log.info("fold %d: n_train=%d C=%.6g fitted in %.2f s (%s, %d iterations)", k, train.sum(), C,
+                 time.perf_counter() - start, solver, n_iter)
+        for name, mask, (predicted, scores) in (("holdout", holdout, outputs[0]), ("cv_val", val, outputs[1])):
+            metrics = classification_metrics(labels[mask], predicted, scores, n_classes)
             for metric, value in metrics.items():
                 rows.append(dict(fold=k, eval=name, metric=metric, value=value, n_train=int(train.sum()),
                                  n_eval=int(mask.sum()), n_classes=n_classes, C=C, n_iter=n_iter,
                                  converged=converged))
-    return pd.DataFrame(rows)
+        predictions.append(pd.DataFrame({"row": np.flatnonzero(holdout), "fold": k,
+                                         "prediction": np.asarray(outputs[0][0], dtype=np.int64)}))
+    return ProbeResult(metrics=pd.DataFrame(rows), predictions=pd.concat(predictions, ignore_index=True))
 
 
-def run_probe(embeddings_path: str | Path, split_path: str | Path, out_path: str | Path, *, dataset_id: str,
-              model_id: str, params: Mapping, seed: int = 0) -> pd.DataFrame:
+def run_probe(embeddings_path: str | Path, split_path: str | Path, out_path: str | Path,
+              out_predictions: str | Path | None = None, *, dataset_id: str, model_id: str, params: Mapping,
+              seed: int = 0) -> pd.DataFrame:
     """The `probe` rule."""
     emb = read_embeddings(embeddings_path)
     split = read_split(split_path)
     aligned = align(emb, split, source=str(embeddings_path))
-    table = probe_linear_svc(emb.features[aligned["row"].to_numpy()], aligned["label"].to_numpy(),
-                             aligned["partition"].to_numpy(), aligned["fold"].to_numpy(),
-                             n_classes=len(emb.class_names), C_numerator=params["C_numerator"],
-                             max_iter=params["max_iter"], tol=params["tol"], standardize=params["standardize"],
-                             dual=params["dual"], seed=seed)
+    result = probe_linear_svc(emb.features[aligned["row"].to_numpy()], aligned["label"].to_numpy(),
+                              aligned["partition"].to_numpy(), aligned["fold"].to_numpy(),
+                              n_classes=len(emb.class_names), C_numerator=params["C_numerator"],
+                              max_iter=params["max_iter"], tol=params["tol"], standardize=params["standardize"],
+                              dual=params["dual"], seed=seed, solver=params.get("solver", "sklearn"),
+                              device=params.get("device", "auto"))
+    table = result.metrics
     table.insert(0, "model", model_id)
     table.insert(0, "dataset", dataset_id)
     table = table[PROBE_COLUMNS]
     files.write_tsv(out_path, table)
+    if out_predictions:
+        rows = result.predictions["row"].to_numpy()
+        files.write_tsv(out_predictions, pd.DataFrame({
+            "sample_id": aligned["sample_id"].to_numpy()[rows], "label": aligned["label"].to_numpy()[rows],
+            "fold": result.predictions["fold"], "prediction": result.predictions["prediction"]}))
     summary = table[table["eval"] == "holdout"].groupby("metric")["value"].agg(["mean", "std"])
     for metric, row in summary.iterrows():
         log.info("hold-out %s: %.4f ± %.4f", metric, row["mean"], row["std"])

@@ -3,7 +3,9 @@
 results/tables/summary.tsv      tidy: dataset, model, eval, metric, n_classes, mean, std, n_folds, values
 results/tables/paper_table.tsv  the poster's layout: one row per model (grouped), columns dataset x {accuracy, F1},
                                 cells "mean ± std" in percent
-results/tables/paper_table.md   the same, for reading
+results/tables/paper_table.md   the same, for reading; paper_table.tex for LaTeX (booktabs)
+results/tables/vs_published.{tsv,md}  our cell beside the poster's, the difference, and a flag where the published
+                                      cell is known to be unreliable
 """
 
 from __future__ import annotations
@@ -117,10 +119,79 @@ def to_markdown(table: pd.DataFrame, notes: Sequence[str] = ()) -> str:
     return text
 
 
+VS_PUBLISHED_COLUMNS = ["group", "model", "dataset", "metric", "ours_mean_pct", "ours_std_pct", "published_mean_pct",
+                        "published_std_pct", "delta_pp", "marker", "flag"]
+
+
+def read_published(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"marker": str}, keep_default_na=False)
+
+
+def published_flags(published: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """Cells known to be unreliable: the poster's BreastUS column repeats its BrainMR column."""
+    flags = {}
+    cells = published.set_index(["model", "dataset", "metric"])
+    for (model, dataset, metric), row in cells.iterrows():
+        if dataset == "BreastUS" and (model, "BrainMR", metric) in cells.index:
+            brain = cells.loc[(model, "BrainMR", metric)]
+            if brain["mean_pct"] == row["mean_pct"] and brain["std_pct"] == row["std_pct"]:
+                flags[(model, dataset, metric)] = "copy of the BrainMR cell in the source: not a BreastUS result"
+    return flags
+
+
+def vs_published(summary: pd.DataFrame, published: pd.DataFrame, models: Mapping[str, Mapping],
+                 datasets: Mapping[str, Mapping], *, f1: str = "poster", eval_name: str = "holdout") -> pd.DataFrame:
+    """Our hold-out mean and std (percent) beside the poster's, joined on the display names of both registries."""
+    scores = summary[summary["eval"] == eval_name].set_index(["dataset", "model", "metric"])
+    flags = published_flags(published)
+    rows = []
+    for cell in published.itertuples():
+        model_id = next((m for m, spec in models.items() if spec["name"] == cell.model), None)
+        dataset_id = next((d for d, spec in datasets.items() if spec["name"] == cell.dataset), None)
+        if model_id is None or dataset_id is None:
+            continue
+        key_accuracy = (dataset_id, model_id, "accuracy")
+        if key_accuracy not in scores.index:
+            continue
+        n_classes = int(scores.loc[key_accuracy]["n_classes"])
+        metric = "accuracy" if cell.metric == "accuracy" else f1_metric(n_classes, f1)
+        ours = scores.loc[(dataset_id, model_id, metric)]
+        ours_mean, ours_std = 100.0 * float(ours["mean"]), 100.0 * float(ours["std"])
+        rows.append(dict(group=cell.group, model=cell.model, dataset=cell.dataset, metric=cell.metric,
+                         ours_mean_pct=round(ours_mean, 2), ours_std_pct=round(ours_std, 2),
+                         published_mean_pct=float(cell.mean_pct), published_std_pct=float(cell.std_pct),
+                         delta_pp=round(ours_mean - float(cell.mean_pct), 2), marker=cell.marker,
+                         flag=flags.get((cell.model, cell.dataset, cell.metric), "")))
+    return pd.DataFrame(rows, columns=VS_PUBLISHED_COLUMNS)
+
+
+def vs_published_markdown(table: pd.DataFrame) -> str:
+    if table.empty:
+        return ("No model and dataset of this run appears in the published table (resources/published_table.tsv); "
+                "nothing to compare.\n")
+    lines = ["| model | dataset | metric | ours | published | delta (pp) | flag |", "|---|---|---|--:|--:|--:|---|"]
+    for row in table.itertuples():
+        lines.append(f"| {row.model} | {row.dataset} | {row.metric} | {row.ours_mean_pct:.1f} ± {row.ours_std_pct:.1f} "
+                     f"| {row.published_mean_pct:g} ± {row.published_std_pct:g}{row.marker} | {row.delta_pp:+.1f} "
+                     f"| {row.flag} |")
+    return "\n".join(lines) + "\n\nPublished: the poster's scores; markers: * modality in pre-training, ** the dataset " \
+        "itself in pre-training, u uncertain. Flagged cells are known to be wrong in the source.\n"
+
+
+def to_latex(table: pd.DataFrame, notes: Sequence[str] = ()) -> str:
+    body = table.drop(columns=["backbone"]).copy()
+    body.loc[body["group"].duplicated(), "group"] = ""
+    latex = body.to_latex(index=False, escape=True, column_format="ll" + "c" * (body.shape[1] - 2))
+    latex = latex.replace("±", "$\\pm$")
+    comment = "".join(f"% {note}\n" for note in notes)
+    return comment + latex
+
+
 def make_tables(probe_paths: Sequence[str | Path], *, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping],
-                out_tsv: str | Path, out_md: str | Path, out_summary: str | Path, f1: str = "poster",
-                std_ddof: int = 0, mean_decimals: int = 0, std_decimals: int = 1,
-                weights_records: Sequence[str | Path] = ()) -> pd.DataFrame:
+                out_tsv: str | Path, out_md: str | Path, out_summary: str | Path, out_tex: str | Path | None = None,
+                published: str | Path | None = None, out_vs_tsv: str | Path | None = None,
+                out_vs_md: str | Path | None = None, f1: str = "poster", std_ddof: int = 0, mean_decimals: int = 0,
+                std_decimals: int = 1, weights_records: Sequence[str | Path] = ()) -> pd.DataFrame:
     """The `paper_table` rule."""
     import json
 
@@ -133,4 +204,56 @@ def make_tables(probe_paths: Sequence[str | Path], *, models: Mapping[str, Mappi
     files.write_tsv(out_tsv, table)
     notes = table_notes(datasets, f1, n_folds, std_ddof) + shared_towers(records, models)
     files.write_text(out_md, to_markdown(table, notes))
+    if out_tex:
+        files.write_text(out_tex, to_latex(table, notes))
+    if published and out_vs_tsv:
+        compared = vs_published(summary, read_published(published), models, datasets, f1=f1)
+        files.write_tsv(out_vs_tsv, compared)
+        if out_vs_md:
+            files.write_text(out_vs_md, vs_published_markdown(compared))
     return table
+
+
+def protocol_summary(paths: Sequence[str | Path], keys: Sequence[str], ddof: int = 0) -> pd.DataFrame:
+    """mean, std and n of the few-shot (keys: shots) or zero-shot (keys: prompt_set) rows of every model."""
+    frames = [pd.read_csv(p, sep="\t") for p in paths]
+    table = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+    columns = ["dataset", "model", *keys, "metric", "mean", "std", "n"]
+    if table is None:
+        return pd.DataFrame(columns=columns)
+    grouped = table.groupby(["dataset", "model", *keys, "metric"], sort=True)["value"]
+    summary = grouped.agg(mean="mean", std=lambda v: float(np.std(v, ddof=ddof)) if len(v) > ddof else np.nan,
+                          n="size").reset_index()
+    return summary[columns]
+
+
+def protocol_markdown(summary: pd.DataFrame, key: str, models: Mapping[str, Mapping],
+                      datasets: Mapping[str, Mapping], title: str, metric: str = "accuracy") -> str:
+    """Rows models, columns dataset x key (shots or prompt set); hold-out accuracy mean ± std in percent."""
+    if summary.empty:
+        return f"{title}: nothing to report (no model of this run supports it).\n"
+    part = summary[summary["metric"] == metric]
+    def order(value):
+        return (0, float(value), "") if str(value).replace(".", "", 1).isdigit() else (1, 0.0, str(value))
+
+    columns = [(d, v) for d in datasets for v in sorted(part.loc[part["dataset"] == d, key].unique(), key=order)]
+    header = ["model"] + [f"{datasets[d]['name']} {v}{'-shot' if key == 'shots' else ''}" for d, v in columns]
+    lines = [f"{title} (hold-out {metric}, mean ± std in percent)", "", "| " + " | ".join(header) + " |",
+             "|---|" + "|".join([":-:"] * len(columns)) + "|"]
+    for model_id in models:
+        cells = []
+        for d, v in columns:
+            hit = part[(part["dataset"] == d) & (part["model"] == model_id) & (part[key] == v)]
+            cells.append(format_cell(hit["mean"].iloc[0], hit["std"].iloc[0] if hit["n"].iloc[0] > 1 else 0.0, 1, 1)
+                         if len(hit) else "–")
+        if any(c != "–" for c in cells):
+            lines.append(f"| {models[model_id]['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def make_protocol_table(paths: Sequence[str | Path], key: str, *, models: Mapping[str, Mapping],
+                        datasets: Mapping[str, Mapping], out_tsv: str | Path, out_md: str | Path, title: str) -> None:
+    """The `fewshot_table` / `zeroshot_table` rules."""
+    summary = protocol_summary(paths, [key])
+    files.write_tsv(out_tsv, summary)
+    files.write_text(out_md, protocol_markdown(summary, key, models, datasets, title))

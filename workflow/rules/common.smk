@@ -63,9 +63,26 @@ def probe_targets():
     return expand("results/probe/{dataset}/{model}.tsv", dataset=config["datasets"], model=config["models"])
 
 
+def zeroshot_models():
+    return [m for m in config["models"] if MODELS[m].get("text_tower")]
+
+
 def table_targets():
-    return expand("results/tables/{name}", name=["paper_table.tsv", "paper_table.md", "summary.tsv"])
+    names = ["paper_table.tsv", "paper_table.md", "paper_table.tex", "summary.tsv", "vs_published.tsv",
+             "vs_published.md"]
+    return expand("results/tables/{name}", name=names)
+
+
+def protocol_targets():
+    targets = []
+    if config["protocols"]["paired_tests"]:
+        targets += expand("results/tables/paired/{dataset}.tsv", dataset=config["datasets"])
+    if config["protocols"]["fewshot"]:
+        targets += ["results/tables/fewshot.tsv", "results/tables/fewshot.md"]
+    if config["protocols"]["zeroshot"] and zeroshot_models():
+        targets += ["results/tables/zeroshot.tsv", "results/tables/zeroshot.md"]
+    return targets
 
 
 def all_outputs():
-    return table_targets() + umap_targets()
+    return table_targets() + umap_targets() + protocol_targets()

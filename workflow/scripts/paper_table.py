@@ -15,5 +15,9 @@ with logged(snakemake.log[0]):
         out_tsv=snakemake.output.table,
         out_md=snakemake.output.markdown,
         out_summary=snakemake.output.summary,
+        out_tex=snakemake.output.latex,
+        published=snakemake.params.published,
+        out_vs_tsv=snakemake.output.vs_published,
+        out_vs_md=snakemake.output.vs_published_md,
         **snakemake.params.table,
     )

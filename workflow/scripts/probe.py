@@ -11,6 +11,7 @@ with logged(snakemake.log[0]):
         snakemake.input.embeddings,
         snakemake.input.split,
         snakemake.output.probe,
+        snakemake.output.predictions,
         dataset_id=snakemake.wildcards.dataset,
         model_id=snakemake.wildcards.model,
         params=snakemake.params.probe,

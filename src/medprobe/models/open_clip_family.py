@@ -73,3 +73,28 @@ def build(model_id: str, spec: Mapping, files: Mapping[str, Path] | None) -> Enc
         weights=weights_record(spec, files),
         module=visual,
     )
+
+
+def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] | None):
+    """`encode(list of str) -> (n, dim)` with the model's own text tower and tokenizer (built-in open_clip tags;
+    the same seeded initialisation as the image tower when the weights are random)."""
+    import open_clip
+    import torch
+
+    if spec["arch"].startswith("hf-hub:"):
+        raise EncoderError(f"model '{model_id}': zero-shot needs its Hugging Face text tower, which this version of "
+                           f"medprobe does not load")
+    tag = spec["weights"].get("id")
+    cfg = open_clip.get_pretrained_cfg(spec["arch"], tag) if tag else {}
+    with seeded(spec):
+        model = open_clip.create_model(spec["arch"], pretrained=None, force_quick_gelu=bool(cfg.get("quick_gelu")))
+    if files:
+        open_clip.load_checkpoint(model, str(files["checkpoint"]))
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(spec["arch"])
+
+    def encode(texts):
+        with torch.inference_mode():
+            return model.encode_text(tokenizer(list(texts)), normalize=False).float()
+
+    return encode

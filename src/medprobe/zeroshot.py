@@ -1,0 +1,91 @@
+"""Zero-shot classification for models with a text tower: each class is described in words (DLILP compares bare
+class names in prompt templates with longer descriptions); an image goes to the class whose mean prompt embedding
+is most similar (cosine) to its own. Scored on the hold-out of the dataset's split, like every other probe.
+
+Prompts come from the dataset's registry entry: `prompt_names` (class -> readable name; default: the class name
+with underscores as spaces) in TEMPLATES, and `descriptions` (class -> one or more sentences) when given.
+results/zeroshot/{dataset}/{model}.tsv: one row per (prompt_set, metric).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from medprobe import files
+from medprobe.errors import EncoderError
+from medprobe.probe import align, classification_metrics
+from medprobe.split import read_split
+from medprobe.store import read_embeddings
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = ("a photo of {}.", "a medical image of {}.", "an image showing {}.")
+ZEROSHOT_COLUMNS = ["dataset", "model", "prompt_set", "metric", "value", "n_eval", "n_prompts"]
+
+
+def class_prompts(class_names: Sequence[str], dataset_spec: Mapping) -> dict[str, list[list[str]]]:
+    """prompt set -> one list of prompts per class (in label order)."""
+    names = dataset_spec.get("prompt_names") or {}
+    readable = [names.get(c, c.replace("_", " ")) for c in class_names]
+    sets = {"names": [[t.format(name) for t in TEMPLATES] for name in readable]}
+    descriptions = dataset_spec.get("descriptions") or {}
+    if descriptions:
+        missing = [c for c in class_names if c not in descriptions]
+        if missing:
+            raise EncoderError(f"dataset '{dataset_spec.get('name')}': descriptions lack class(es) "
+                               f"{', '.join(missing)}")
+        sets["descriptions"] = [[d] if isinstance(d, str) else list(d) for d in (descriptions[c]
+                                                                                   for c in class_names)]
+    return sets
+
+
+def class_embeddings(encode, prompts: list[list[str]]) -> np.ndarray:
+    """One unit vector per class: the normalised mean of its normalised prompt embeddings."""
+    out = []
+    for texts in prompts:
+        emb = np.asarray(encode(texts), dtype=np.float64)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        mean = emb.mean(axis=0)
+        out.append(mean / np.linalg.norm(mean))
+    return np.stack(out)
+
+
+def zero_shot_scores(image_features: np.ndarray, text: np.ndarray) -> np.ndarray:
+    image = np.asarray(image_features, dtype=np.float64)
+    image = image / np.linalg.norm(image, axis=1, keepdims=True).clip(min=1e-12)
+    return image @ text.T
+
+
+def run_zeroshot(embeddings_path: str | Path, split_path: str | Path, weights_json: str | Path | None,
+                 out_path: str | Path, *, dataset_id: str, model_id: str, model_spec: Mapping,
+                 dataset_spec: Mapping) -> pd.DataFrame:
+    """The `zeroshot` rule."""
+    from medprobe.models import open_clip_family
+    from medprobe.weights import read_record, record_paths
+
+    if not model_spec.get("text_tower"):
+        raise EncoderError(f"model '{model_id}' has no text tower medprobe can load; remove it from zero-shot")
+    emb = read_embeddings(embeddings_path)
+    aligned = align(emb, read_split(split_path), source=str(embeddings_path))
+    holdout = aligned[aligned["partition"] == "holdout"]
+    record = read_record(weights_json, model_id) if weights_json and model_spec["weights"]["source"] not in (
+        "none", "random") else None
+    encode = open_clip_family.build_text_encoder(model_id, model_spec, record_paths(record) if record else None)
+    labels = holdout["label"].to_numpy()
+    image = emb.features[holdout["row"].to_numpy()]
+    rows = []
+    for prompt_set, prompts in class_prompts(emb.class_names, dataset_spec).items():
+        scores = zero_shot_scores(image, class_embeddings(encode, prompts))
+        metrics = classification_metrics(labels, scores.argmax(axis=1), scores, len(emb.class_names))
+        for metric, value in metrics.items():
+            rows.append(dict(dataset=dataset_id, model=model_id, prompt_set=prompt_set, metric=metric, value=value,
+                             n_eval=len(labels), n_prompts=sum(len(p) for p in prompts)))
+        log.info("zero-shot (%s prompts): hold-out accuracy %.4f", prompt_set, metrics["accuracy"])
+    table = pd.DataFrame(rows, columns=ZEROSHOT_COLUMNS)
+    files.write_tsv(out_path, table)
+    return table

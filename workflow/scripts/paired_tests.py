@@ -1,0 +1,12 @@
+"""Rule paired_tests: every model's hold-out predictions on a dataset -> results/tables/paired/{dataset}.tsv."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.paired import run_paired  # noqa: E402
+
+with logged(snakemake.log[0]):
+    run_paired(dict(zip(snakemake.params.models, snakemake.input.predictions)), snakemake.output.table,
+               dataset_id=snakemake.wildcards.dataset, n_permutations=snakemake.params.permutations,
+               seed=snakemake.params.seed)

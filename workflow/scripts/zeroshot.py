@@ -1,0 +1,18 @@
+"""Rule zeroshot: embeddings + split + the model's text tower -> results/zeroshot/{dataset}/{model}.tsv (offline)."""
+import os
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.weights import cache_env, offline_env  # noqa: E402
+
+os.environ.update({**cache_env(snakemake.params.weights_dir), **offline_env()})
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.zeroshot import run_zeroshot  # noqa: E402
+
+with logged(snakemake.log[0]):
+    run_zeroshot(snakemake.input.embeddings, snakemake.input.split, snakemake.input.weights,
+                 snakemake.output.zeroshot, dataset_id=snakemake.wildcards.dataset,
+                 model_id=snakemake.wildcards.model, model_spec=snakemake.params.model,
+                 dataset_spec=snakemake.params.dataset)

@@ -1,7 +1,9 @@
 # medprobe: how discriminative are frozen image encoders on medical images?
 #   snakemake --cores 2                                    the offline demo (config/demo.yaml, the embedded default)
 #   snakemake --cores 8 --resources gpu=1 --configfile config/config.yaml      the paper: 16 models x 8 datasets
-# Named targets: embeddings, umap, probes, paper_table (targets first: `snakemake probes --cores 2`).
+#   snakemake --profile profiles/slurm --configfile config/config.yaml           the same, submitted to SLURM
+# Named targets: fetch, embeddings, umap, probes, paper_table (targets first: `snakemake probes --cores 2`).
+# `fetch` downloads the datasets and weights only: run it where there is internet, e.g. on a cluster's login node.
 
 from pathlib import Path
 
@@ -30,6 +32,20 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+localrules:
+    all,
+    fetch,
+    embeddings,
+    umap,
+    probes,
+
+
+rule fetch:
+    input:
+        expand("results/datasets/{dataset}.json", dataset=config["datasets"]),
+        expand("results/weights/{model}.json", model=config["models"]),
 
 
 rule embeddings:

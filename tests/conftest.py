@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,3 +81,20 @@ def job_counts(output: str) -> dict[str, int]:
         if parts[0] != "total":
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def tiny_config(tmp_path, repo, models=("pixels", "clip_vit_b16_random")):
+    """A minimal config on top of the demo default: 3 classes x 10 real images, pixels, a 2 x 2 UMAP grid."""
+    data = copy_demo_subset(tmp_path / "data", per_class=10)
+    config = {
+        "models": list(models),
+        "datasets": ["tiny"],
+        "custom_datasets": {"tiny": {
+            "name": "Tiny", "adapter": "imagefolder", "root": str(data), "licence": "MIT (BrainMR demo subset)",
+            "classes": ["glioma_tumor", "no_tumor", "pituitary_tumor"],
+            "expected": {"n": 30, "counts": {"glioma_tumor": 10, "no_tumor": 10, "pituitary_tumor": 10}}}},
+        "umap": {"n_neighbors": [3, 50], "min_dist": [0.1, 0.5], "metric": "cosine", "seed": 42, "threads": 1},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

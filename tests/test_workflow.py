@@ -9,27 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_demo_subset, job_counts, run_snakemake
+from conftest import job_counts, run_snakemake, tiny_config
 from medprobe.tables import format_cell
 
 pytestmark = pytest.mark.integration
-
-
-def tiny_config(tmp_path, repo, models=("pixels", "clip_vit_b16_random")):
-    """A minimal config on top of the demo default: 3 classes x 10 real images, pixels, a 2 x 2 UMAP grid."""
-    data = copy_demo_subset(tmp_path / "data", per_class=10)
-    config = {
-        "models": list(models),
-        "datasets": ["tiny"],
-        "custom_datasets": {"tiny": {
-            "name": "Tiny", "adapter": "imagefolder", "root": str(data), "licence": "MIT (BrainMR demo subset)",
-            "classes": ["glioma_tumor", "no_tumor", "pituitary_tumor"],
-            "expected": {"n": 30, "counts": {"glioma_tumor": 10, "no_tumor": 10, "pituitary_tumor": 10}}}},
-        "umap": {"n_neighbors": [3, 50], "min_dist": [0.1, 0.5], "metric": "cosine", "seed": 42, "threads": 1},
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def test_lint_is_clean(repo, tmp_path):

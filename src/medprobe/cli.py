@@ -3,6 +3,7 @@
     medprobe models   [--registry FILE] [--format table|tsv]
     medprobe datasets [--config FILE] [--data-root DIR] [--all] [--format table|tsv]
     medprobe manifest --root DIR --out FILE [--dataset ID] [--threads N]
+    medprobe doctor   [--configfile FILE ...] [--directory DIR] [--format table|tsv]
     medprobe version
 """
 
@@ -50,22 +51,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def dataset_status(dataset_id: str, spec: dict, root: Path) -> tuple[str, str]:
-    """(found n, status) from the adapter's listing (no decoding): missing, or present with the counts checked."""
+def dataset_counts(dataset_id: str, spec: dict, root: Path) -> dict[str, int] | None:
+    """Images per class from the adapter's listing (no decoding); None when nothing is at `root`.
+
+    Raises MedprobeError when something is there but the adapter cannot read it."""
     from medprobe.datasets import list_samples
     from medprobe.datasets.download import is_present
 
     if not is_present(root):
-        return "", "missing: " + ("the download rule fetches it" if spec.get("download") else "obtain it by hand "
-                                  "(see its registry entry)")
-    try:
-        listing = list_samples(spec["adapter"], root, classes=spec.get("classes"), exclude=spec.get("exclude", ()),
-                               dataset_id=dataset_id, spec=spec)
-    except MedprobeError as err:
-        return "", f"present, unreadable: {err}"
+        return None
+    listing = list_samples(spec["adapter"], root, classes=spec.get("classes"), exclude=spec.get("exclude", ()),
+                           dataset_id=dataset_id, spec=spec)
     found: dict[str, int] = {}
     for candidate in listing.candidates:
         found[candidate.class_name] = found.get(candidate.class_name, 0) + 1
+    return found
+
+
+def count_problems(spec: dict, found: dict[str, int]) -> list[str]:
+    """How the found counts differ from the registry's expected n and per-class counts (empty: as expected)."""
     n = sum(found.values())
     expected = spec.get("expected", {})
     problems = []
@@ -73,9 +77,23 @@ def dataset_status(dataset_id: str, spec: dict, root: Path) -> tuple[str, str]:
         problems.append(f"expected {expected['n']}")
     problems += [f"{name} {found.get(name, 0)} (expected {count})"
                  for name, count in (expected.get("counts") or {}).items() if found.get(name, 0) != count]
+    return problems
+
+
+def dataset_status(dataset_id: str, spec: dict, root: Path) -> tuple[str, str]:
+    """(found n, status) from the adapter's listing (no decoding): missing, or present with the counts checked."""
+    try:
+        found = dataset_counts(dataset_id, spec, root)
+    except MedprobeError as err:
+        return "", f"present, unreadable: {err}"
+    if found is None:
+        return "", "missing: " + ("the download rule fetches it" if spec.get("download") else "obtain it by hand "
+                                  "(see its registry entry)")
+    n = sum(found.values())
+    problems = count_problems(spec, found)
     if problems:
         return str(n), "present, counts differ: " + "; ".join(problems)
-    return str(n), "present, counts as expected" if expected else "present"
+    return str(n), "present, counts as expected" if spec.get("expected", {}) else "present"
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -126,6 +144,14 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from medprobe.doctor import exit_status, render_table, render_tsv, run_checks
+
+    checks = run_checks(args.configfile, workdir=args.directory, replace=args.replace_workflow_config)
+    print(render_tsv(checks) if args.format == "tsv" else render_table(checks), end="")
+    return exit_status(checks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medprobe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duplicates", choices=["keep", "drop"], default="keep")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("doctor", help="pre-flight check before snakemake (offline): torch and GPU, cached weights, "
+                       "datasets and their counts, free disk, tools; exit status 1 on any FAIL")
+    p.add_argument("--configfile", "--configfiles", nargs="+", action="extend", default=[], type=Path,
+                   metavar="FILE", help="as snakemake's: merged over config/demo.yaml in order, later files winning")
+    p.add_argument("--replace-workflow-config", action="store_true",
+                   help="as snakemake's: the config files replace config/demo.yaml instead of extending it")
+    p.add_argument("--directory", "-d", type=Path, default=None,
+                   help="the working directory snakemake will run in (default: this one); data_root, results/ and "
+                        "other relative paths are resolved there")
+    p.add_argument("--format", choices=["table", "tsv"], default="table")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=lambda args: print(medprobe.__version__) or 0)

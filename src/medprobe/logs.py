@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import IO, Iterator
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def where() -> str:
+    """Where this job runs: host, and under a scheduler the job id and the GPUs it was given."""
+    parts = [f"host {socket.gethostname()}", f"pid {os.getpid()}"]
+    if os.environ.get("SLURM_JOB_ID"):
+        parts.append(f"SLURM job {os.environ['SLURM_JOB_ID']}")
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        parts.append(f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}")
+    return "running on " + ", ".join(parts)
 
 
 @contextlib.contextmanager
@@ -30,6 +42,7 @@ def logged(log_path: str | Path | None) -> Iterator[IO[str]]:
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)
     logging.captureWarnings(True)
+    logging.getLogger("medprobe").info(where())
     try:
         yield stream
     except Exception:

@@ -37,7 +37,7 @@ rule paper_table:
     benchmark:
         "benchmarks/paper_table/all.tsv"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/probe.yaml"
     script:
         "../scripts/paper_table.py"
 
@@ -89,7 +89,7 @@ rule fewshot_table:
     benchmark:
         "benchmarks/fewshot_table/all.tsv"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/probe.yaml"
     script:
         "../scripts/protocol_table.py"
 
@@ -112,6 +112,6 @@ rule zeroshot_table:
     benchmark:
         "benchmarks/zeroshot_table/all.tsv"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/probe.yaml"
     script:
         "../scripts/protocol_table.py"

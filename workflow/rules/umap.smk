@@ -53,7 +53,7 @@ rule umap_figure:
     benchmark:
         "benchmarks/umap_figure/{dataset}/{model}.tsv"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/umap.yaml"
     script:
         "../scripts/umap_figure.py"
 
@@ -81,6 +81,6 @@ rule umap_summary:
     benchmark:
         "benchmarks/umap_summary/{dataset}.tsv"
     conda:
-        "../../envs/report.yaml"
+        "../../envs/umap.yaml"
     script:
         "../scripts/umap_summary.py"

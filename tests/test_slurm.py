@@ -70,7 +70,7 @@ def test_tiny_config_runs_through_slurm(tmp_path, repo, slurm_env, monkeypatch):
     # a hang (e.g. a status command that never answers) fails here instead of stalling CI
     result = run_snakemake("--profile", str(repo / "profiles" / "slurm"), "--configfile", str(config),
                            "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
-                           cwd=work, timeout=1200)
+                           cwd=work, timeout=900)
     output = result.stdout + result.stderr
 
     table = pd.read_csv(work / "results/tables/paper_table.tsv", sep="\t")

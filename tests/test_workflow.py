@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import job_counts, run_snakemake, tiny_config
+from conftest import REPO, job_counts, run_snakemake, tiny_config
 from medprobe.tables import format_cell
 
 pytestmark = pytest.mark.integration
+sys.path.insert(0, str(REPO / "tools"))
 
 
 def test_lint_is_clean(repo, tmp_path):
@@ -25,7 +31,7 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
     counts = job_counts(result.stdout)
     assert counts == {"download": 8, "manifest": 8, "split": 8, "fetch_weights": 16, "embed": 128, "probe": 128,
                       "umap_sweep": 128, "umap_figure": 128, "umap_summary": 8, "paper_table": 1, "fewshot": 128,
-                      "fewshot_table": 1, "zeroshot": 32, "zeroshot_table": 1, "paired_tests": 8, "all": 1}
+                      "fewshot_table": 1, "zeroshot": 32, "zeroshot_table": 1, "paired_tests": 8, "runtimes": 1, "all": 1}
 
 
 def test_demo_config_plans_its_dag(repo, tmp_path):
@@ -47,11 +53,19 @@ def test_one_target_runs_only_what_it_needs(repo, tmp_path):
                                          "probe": 1}
 
 
-def test_tiny_run_end_to_end(repo, tmp_path):
-    config = tiny_config(tmp_path, repo)
-    work = tmp_path / "run1"
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, repo):
+    """One full run of the tiny config, shared by the tests that read its outputs."""
+    base = tmp_path_factory.mktemp("tiny")
+    config = tiny_config(base, repo)
+    work = base / "run1"
     work.mkdir()
     run_snakemake("--cores", "2", "--configfile", str(config), cwd=work)
+    return work, config
+
+
+def test_tiny_run_end_to_end(tiny_run, tmp_path):
+    work, config = tiny_run
 
     manifest = pd.read_csv(work / "results/manifests/tiny.tsv", sep="\t")
     assert len(manifest) == 30
@@ -102,3 +116,38 @@ def test_missing_login_only_dataset_stops_with_the_command(repo, tmp_path):
     log = (tmp_path / "logs" / "download" / "sarscov2ct.log").read_text()
     assert "kaggle datasets download -d plameneduardo/sarscov2-ctscan-dataset" in log
     assert str(tmp_path / "data" / "sarscov2ct") in log
+
+
+def test_report_is_one_self_contained_html_with_every_figure_and_table(tiny_run, tmp_path):
+    work, config = tiny_run
+    runtimes = pd.read_csv(work / "results/tables/runtimes.tsv", sep="\t")
+    embed = runtimes.set_index("rule").loc["embed"]
+    assert embed.jobs == 2 and embed.total_s > 0 and embed.max_rss_mb > 0
+    assert {"manifest", "split", "probe", "umap_sweep", "paper_table"} <= set(runtimes.rule)
+
+    run_snakemake("--report", "report.html", "--configfile", str(config), cwd=work)
+    page = (work / "report.html").read_text()
+    assert "LinearSVC" in page  # workflow.rst, the methods paragraph, rendered with the run's config
+    figures = ["results/figures/umap/tiny/pixels.png", "results/figures/umap/tiny/clip_vit_b16_random.png",
+               "results/figures/umap_summary/tiny.png", "results/figures/runtimes.png"]
+    tables = ["results/tables/paper_table.html", "results/tables/vs_published.html", "results/tables/runtimes.html",
+              "results/tables/paired/tiny.html", "results/tables/fewshot.html", "results/tables/zeroshot.html"]
+    for path in figures + tables:
+        assert f'"{path}"' in page, path
+    assert page.count("\"data_uri\": \"data:image/png;") >= len(figures)  # embedded, not linked
+
+    # and it renders: headless Chromium shows each figure with pixels drawn, each table with rows
+    browser = shutil.which("chromium") and Path("/usr/bin/chromedriver").exists() and \
+        importlib.util.find_spec("selenium") is not None
+    if not browser:
+        message = "the screenshot check needs chromium, chromium-driver (apt) and selenium (pip)"
+        if os.environ.get("MEDPROBE_TEST_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from report_screenshot import check_report
+
+    rows = {row["result"]: row for row in check_report(work / "report.html", tmp_path / "shots", "LinearSVC")}
+    assert all(row["ok"] for row in rows.values()), [row for row in rows.values() if not row["ok"]]
+    assert {path for path, row in rows.items() if row["kind"] == "figure"} == set(figures)
+    assert {path for path, row in rows.items() if row["kind"] == "table"} >= set(tables)
+    assert len(list((tmp_path / "shots").glob("*.png"))) == len(rows)

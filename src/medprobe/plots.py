@@ -137,3 +137,27 @@ def umap_summary(metrics_paths, out_png, out_table, *, models: dict[str, str], t
         fig.savefig(tmp, dpi=110, format="png", metadata={"Software": None})
     plt.close(fig)
     return Path(out_png)
+
+
+def runtime_figure(summary: "pd.DataFrame", out_png: str | Path) -> None:
+    """Total wall time and peak memory per rule, two horizontal bar panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height = max(2.5, 0.35 * len(summary) + 1.2)
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(10, height), sharey=True)
+    labels = [f"{rule} ({jobs})" for rule, jobs in zip(summary.rule, summary.jobs)]
+    ax_time.barh(labels, summary.total_s, color="#4c72b0")
+    ax_time.set_xlabel("total wall time (s), all jobs of the rule")
+    ax_time.invert_yaxis()
+    ax_mem.barh(labels, summary.max_rss_mb.fillna(0), color="#dd8452")
+    ax_mem.set_xlabel("largest peak RSS of one job (MB)")
+    for ax in (ax_time, ax_mem):
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Runtime per rule (from benchmarks/; number of jobs in brackets)")
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

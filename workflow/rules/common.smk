@@ -85,4 +85,4 @@ def protocol_targets():
 
 
 def all_outputs():
-    return table_targets() + umap_targets() + protocol_targets()
+    return table_targets() + umap_targets() + protocol_targets() + ["results/tables/runtimes.tsv"]

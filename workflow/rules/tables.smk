@@ -7,8 +7,9 @@ rule paper_table:
         probes=probe_targets(),
         weights=expand("results/weights/{model}.json", model=config["models"]),
     output:
-        table=report(
-            "results/tables/paper_table.tsv",
+        table="results/tables/paper_table.tsv",
+        html=report(
+            "results/tables/paper_table.html",
             caption="../report/paper_table.rst",
             category="Tables",
             labels={"table": "paper table"},
@@ -16,8 +17,9 @@ rule paper_table:
         markdown="results/tables/paper_table.md",
         latex="results/tables/paper_table.tex",
         summary="results/tables/summary.tsv",
-        vs_published=report(
-            "results/tables/vs_published.tsv",
+        vs_published="results/tables/vs_published.tsv",
+        vs_published_html=report(
+            "results/tables/vs_published.html",
             caption="../report/vs_published.rst",
             category="Tables",
             labels={"table": "vs published"},
@@ -46,8 +48,9 @@ rule paired_tests:
     input:
         predictions=expand("results/probe/{{dataset}}/{model}.predictions.tsv", model=config["models"]),
     output:
-        table=report(
-            "results/tables/paired/{dataset}.tsv",
+        table="results/tables/paired/{dataset}.tsv",
+        html=report(
+            "results/tables/paired/{dataset}.html",
             caption="../report/paired_tests.rst",
             category="Tables",
             subcategory="paired tests",
@@ -77,6 +80,12 @@ rule fewshot_table:
     output:
         table="results/tables/fewshot.tsv",
         markdown="results/tables/fewshot.md",
+        html=report(
+            "results/tables/fewshot.html",
+            caption="../report/fewshot_table.rst",
+            category="Tables",
+            labels={"table": "few-shot"},
+        ),
     params:
         models=configured_models(),
         datasets=configured_datasets(),
@@ -100,6 +109,12 @@ rule zeroshot_table:
     output:
         table="results/tables/zeroshot.tsv",
         markdown="results/tables/zeroshot.md",
+        html=report(
+            "results/tables/zeroshot.html",
+            caption="../report/zeroshot_table.rst",
+            category="Tables",
+            labels={"table": "zero-shot"},
+        ),
     params:
         models=configured_models(),
         datasets=configured_datasets(),
@@ -115,3 +130,35 @@ rule zeroshot_table:
         "../../envs/probe.yaml"
     script:
         "../scripts/protocol_table.py"
+
+
+rule runtimes:
+    input:
+        table_targets() + umap_targets() + protocol_targets(),
+    output:
+        table="results/tables/runtimes.tsv",
+        html=report(
+            "results/tables/runtimes.html",
+            caption="../report/runtimes.rst",
+            category="Runtime",
+            labels={"table": "runtime per rule"},
+        ),
+        figure=report(
+            "results/figures/runtimes.png",
+            caption="../report/runtimes.rst",
+            category="Runtime",
+            labels={"figure": "runtime per rule"},
+        ),
+    params:
+        benchmarks="benchmarks",
+        rule_order=[rule.name for rule in workflow.rules],
+    localrule: True
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        "logs/runtimes/all.log",
+    conda:
+        "../../envs/umap.yaml"
+    script:
+        "../scripts/runtimes.py"

@@ -70,6 +70,13 @@ rule umap_summary:
             labels={"dataset": "{dataset}", "figure": "models x metrics"},
         ),
         table="results/tables/umap_metrics/{dataset}.tsv",
+        html=report(
+            "results/tables/umap_metrics/{dataset}.html",
+            caption="../report/umap_summary.rst",
+            category="UMAP layouts",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "models x metrics (table)"},
+        ),
     params:
         models=lambda wildcards: {m: MODELS[m]["name"] for m in config["models"]},
         title=lambda wildcards: DATASETS[wildcards.dataset]["name"],

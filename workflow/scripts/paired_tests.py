@@ -5,8 +5,11 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
 from medprobe.paired import run_paired  # noqa: E402
+from medprobe.report import tsv_to_html  # noqa: E402
 
 with logged(snakemake.log[0]):
     run_paired(dict(zip(snakemake.params.models, snakemake.input.predictions)), snakemake.output.table,
                dataset_id=snakemake.wildcards.dataset, n_permutations=snakemake.params.permutations,
                seed=snakemake.params.seed)
+    tsv_to_html(snakemake.output.table, snakemake.output.html,
+                f"Paired comparisons on {snakemake.wildcards.dataset}: hold-out predictions, all folds")

@@ -4,12 +4,16 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
+from medprobe.report import tsv_to_html  # noqa: E402
 from medprobe.tables import make_protocol_table  # noqa: E402
 
 FEWSHOT = snakemake.rule == "fewshot_table"
+
+TITLE = "Few-shot linear probe (logistic regression)" if FEWSHOT else "Zero-shot classification"
 
 with logged(snakemake.log[0]):
     make_protocol_table(snakemake.input.tables, "shots" if FEWSHOT else "prompt_set",
                         models=snakemake.params.models, datasets=snakemake.params.datasets,
                         out_tsv=snakemake.output.table, out_md=snakemake.output.markdown,
-                        title="Few-shot linear probe (logistic regression)" if FEWSHOT else "Zero-shot classification")
+                        title=TITLE)
+    tsv_to_html(snakemake.output.table, snakemake.output.html, TITLE)

@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import save_image
 from medprobe.errors import DatasetError

@@ -10,9 +10,7 @@ sys.path to the env's, so a same-Python env silently borrows what it lacks from 
 from __future__ import annotations
 
 import ast
-import json
 import re
-import subprocess
 import sys
 import textwrap
 from functools import cache
@@ -61,48 +59,6 @@ OPTIONAL_IMPORTS = {
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*=[0-9][0-9A-Za-z.]*$")
 PIP_PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-\[\],]*==[0-9][0-9A-Za-z.]*$")
 RULES_LINE = re.compile(r"^# rules: (.+)$", re.MULTILINE)
-
-
-# --- the rules, as Snakemake loads them ------------------------------------------------------------------------------
-
-# Loaded in a subprocess: the API changes the working directory and puts src/ on sys.path. The embedded default config
-# (config/demo.yaml) applies; the rules and their directives do not depend on the config.
-LOAD_RULES = """
-import json, sys
-from pathlib import Path
-from snakemake.api import SnakemakeApi
-from snakemake.settings.types import OutputSettings, ResourceSettings
-
-repo, workdir = Path(sys.argv[1]), Path(sys.argv[2])
-with SnakemakeApi(OutputSettings()) as api:
-    workflow = api.workflow(snakefile=repo / "Snakefile", workdir=workdir, resource_settings=ResourceSettings())
-    rules = {}
-    for rule in workflow._workflow.rules:
-        base = Path(str(rule.basedir))
-        rules[rule.name] = {
-            "conda": str(base / rule.conda_env) if isinstance(rule.conda_env, str) else (
-                rule.conda_env and repr(rule.conda_env)),
-            "script": str(base / rule.script) if rule.script else None,
-            "runs_code": not rule.norun,
-        }
-print("RULES " + json.dumps(rules))
-"""
-
-
-@pytest.fixture(scope="module")
-def rules(tmp_path_factory) -> dict[str, dict]:
-    workdir = tmp_path_factory.mktemp("workdir")
-    result = subprocess.run([sys.executable, "-c", LOAD_RULES, str(REPO), str(workdir)], capture_output=True,
-                            text=True, timeout=300)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RULES ")]
-    assert result.returncode == 0 and lines, f"loading the workflow failed:\n{result.stdout}\n{result.stderr}"
-    return json.loads(lines[-1][len("RULES "):])
-
-
-@pytest.fixture(scope="module")
-def code_rules(rules) -> dict[str, dict]:
-    """The rules that run code. Exempt: target-only rules (all, embeddings, ...): no script, nothing runs."""
-    return {name: rule for name, rule in rules.items() if rule["runs_code"]}
 
 
 # --- the envs --------------------------------------------------------------------------------------------------------

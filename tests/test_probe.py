@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from medprobe.probe import classification_metrics, probe_linear_svc, svc_C

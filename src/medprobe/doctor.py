@@ -482,8 +482,8 @@ def run_checks(configfiles: Sequence[str | Path] = (), *, workdir: str | Path | 
     checks = [Check("config", label, OK, detail)]
     if inherited:
         checks = [Check("config", label, WARN, f"{detail}; keys taken from the embedded default {DEFAULT_CONFIG.name}"
-                        f": {', '.join(inherited)}", f"set them in your config file (config/config.yaml sets "
-                        f"every key), or run with --replace-workflow-config")]
+                        f": {', '.join(inherited)}", "set them in your config file (config/config.yaml sets "
+                        "every key), or run with --replace-workflow-config")]
     checks += torch_checks(config.get("embed") or {})
     checks += weights_checks(config, models, workdir, config_args)
     n_images = {}

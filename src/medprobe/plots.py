@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from medprobe.files import atomic_path
 from medprobe.umap_sweep import Sweep, read_layouts
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def class_colours(n_classes: int) -> list[tuple[float, float, float]]:
@@ -92,7 +95,7 @@ SUMMARY_COLUMNS = {
 }
 
 
-def summarize_layout_metrics(tables, models: dict[str, str]) -> "pd.DataFrame":
+def summarize_layout_metrics(tables, models: dict[str, str]) -> pd.DataFrame:
     """One row per model: the feature space's metrics, the best layout's and the reference layout's (15 / 0.1)."""
     import pandas as pd
 
@@ -139,7 +142,7 @@ def umap_summary(metrics_paths, out_png, out_table, *, models: dict[str, str], t
     return Path(out_png)
 
 
-def runtime_figure(summary: "pd.DataFrame", out_png: str | Path) -> None:
+def runtime_figure(summary: pd.DataFrame, out_png: str | Path) -> None:
     """Total wall time and peak memory per rule, two horizontal bar panels."""
     import matplotlib
 

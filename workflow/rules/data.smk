@@ -13,6 +13,7 @@ rule download:
         spec=lambda wildcards: DATASETS[wildcards.dataset],
         root=lambda wildcards: str(dataset_root(wildcards.dataset)),
         data_root=config["data_root"],
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=600,
@@ -64,6 +65,7 @@ rule split:
         holdout_fraction=config["split"]["holdout_fraction"],
         n_folds=config["split"]["n_folds"],
         group_aware=config["split"]["group_aware"],
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,

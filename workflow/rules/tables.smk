@@ -31,6 +31,7 @@ rule paper_table:
         table=config["table"],
         published=str(REPO / config["published_table"]),
     localrule: True
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
@@ -61,6 +62,7 @@ rule paired_tests:
         permutations=config["paired"]["permutations"],
         seed=config["paired"]["seed"],
     localrule: True
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
@@ -90,6 +92,7 @@ rule fewshot_table:
         models=configured_models(),
         datasets=configured_datasets(),
     localrule: True
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
@@ -119,6 +122,7 @@ rule zeroshot_table:
         models=configured_models(),
         datasets=configured_datasets(),
     localrule: True
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
@@ -153,6 +157,7 @@ rule runtimes:
         benchmarks="benchmarks",
         rule_order=[rule.name for rule in workflow.rules],
     localrule: True
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,

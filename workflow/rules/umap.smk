@@ -45,6 +45,7 @@ rule umap_figure:
         ),
     params:
         title=lambda wildcards: f"{DATASETS[wildcards.dataset]['name']} / {MODELS[wildcards.model]['name']}",
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
@@ -80,6 +81,7 @@ rule umap_summary:
     params:
         models=lambda wildcards: {m: MODELS[m]["name"] for m in config["models"]},
         title=lambda wildcards: DATASETS[wildcards.dataset]["name"],
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,

@@ -13,6 +13,7 @@ rule fetch_weights:
         spec=lambda wildcards: MODELS[wildcards.model],
         local_path=lambda wildcards: config["local_weights"].get(wildcards.model, ""),
         weights_dir=config["weights_dir"] or "",
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=240,

@@ -2,6 +2,7 @@
 and reproduce the network that wrote them; fetch records hash files; gated repositories say what to do."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -253,3 +254,88 @@ def test_nothing_is_cached_offline(registry, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     assert not is_cached("resnet50", registry["resnet50"])
     assert not is_cached("uni", registry["uni"])
+
+
+WORDS = ["a", "photo", "of", "an", "mri", "brain", "with", "glioma", "meningioma", "pituitary", "no", "tumor", "tumour",
+         "benign", "malignant", "normal", "breast", "lesion", "ultrasound", ".", ",", "the"]
+
+
+def biomedbert_files(tmp_path, spec):
+    """BiomedBERT's two files as fetch_weights leaves them (one snapshot folder), a tiny BERT of the same kind."""
+    folder = tmp_path / "biomedbert_snapshot"
+    folder.mkdir()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": len(vocab), "hidden_size": 32,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
+        "max_position_embeddings": 512, "type_vocab_size": 2, "pad_token_id": 0, "layer_norm_eps": 1e-12}))
+    hub = tmp_path / "open_clip_config.json"
+    hub.write_text(json.dumps({"model_cfg": {**spec["arch_config"], "text_cfg": spec["text_config"]}}))
+    return {"text_config": folder / "config.json", "text_vocab": folder / "vocab.txt", "config": hub}
+
+
+def test_biomedclip_text_tower_loads_the_checkpoints_text_weights(registry, tmp_path):
+    from medprobe.models.open_clip_family import build_text_encoder
+
+    spec = registry["biomedclip"]
+    files = biomedbert_files(tmp_path, spec)
+    reference = build_text_encoder("biomedclip", spec, files)  # seeded random weights
+    prompts = ["a brain MRI with glioma.", "a brain mri with NO tumor."]
+    tokens = reference.tokenizer(prompts)
+    assert tokens.shape == (2, 256) and tokens[0, 0].item() == 2 and (tokens[:, 12:] == 0).all()  # [CLS] .. pad
+    assert torch.equal(reference.tokenizer(["A BRAIN MRI"]), reference.tokenizer(["a brain mri"]))  # uncased
+
+    # a checkpoint in BiomedCLIP's layout: the text tower under text.*, beside the vision tower
+    state = {f"text.{k}": v.clone() for k, v in reference.module.state_dict().items()}
+    state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
+    state["visual.trunk.cls_token"] = torch.zeros(1, 1, 768)
+    assert not any(".pooler." in key for key in state)  # cls_last_hidden_state_pooler: BERT's pooler is not built
+    torch.save(state, tmp_path / "open_clip_pytorch_model.bin")
+    other_seed = {**spec, "weights": {**spec["weights"], "seed": 7}}  # another random init, then the checkpoint
+    expected = reference(prompts)
+    assert expected.shape == (2, 512)
+    assert not torch.allclose(build_text_encoder("biomedclip", other_seed, files)(prompts), expected)
+    loaded = build_text_encoder("biomedclip", other_seed, {**files, "checkpoint":
+                                                           tmp_path / "open_clip_pytorch_model.bin"})
+    torch.testing.assert_close(loaded(prompts), expected)
+
+    state["text.proj.2.weight"] = state["text.proj.2.weight"] + 1.0
+    torch.save(state, tmp_path / "open_clip_pytorch_model.bin")
+    changed = build_text_encoder("biomedclip", spec, {**files, "checkpoint": tmp_path / "open_clip_pytorch_model.bin"})
+    assert not torch.allclose(changed(prompts), expected)
+
+    del state["text.proj.0.weight"]
+    torch.save(state, tmp_path / "open_clip_pytorch_model.bin")
+    with pytest.raises(EncoderError, match="missing key"):
+        build_text_encoder("biomedclip", spec, {**files, "checkpoint": tmp_path / "open_clip_pytorch_model.bin"})
+
+
+def test_biomedclip_text_tower_checks_the_hub_config_and_its_files(registry, tmp_path):
+    from medprobe.models.open_clip_family import build_text_encoder
+
+    spec = registry["biomedclip"]
+    files = biomedbert_files(tmp_path, spec)
+    hub = json.loads(files["config"].read_text())
+    hub["model_cfg"]["text_cfg"]["hf_proj_type"] = "linear"
+    files["config"].write_text(json.dumps(hub))
+    with pytest.raises(EncoderError, match="text_cfg.hf_proj_type"):
+        build_text_encoder("biomedclip", spec, files)
+    with pytest.raises(EncoderError, match="--forcerun fetch_weights"):
+        build_text_encoder("biomedclip", spec, {"checkpoint": tmp_path / "x.bin"})
+
+
+def test_biomedclip_fetch_takes_biomedberts_config_and_vocab(registry, monkeypatch):
+    from medprobe import weights
+
+    asked = []
+
+    def fake_hf_file(model_id, repo, filename, *, revision=None, offline=False):
+        asked.append((repo, filename))
+        return Path(f"/cache/{repo}/{filename}")
+
+    monkeypatch.setattr(weights, "hf_file", fake_hf_file)
+    found = weights.resolve_files("biomedclip", registry["biomedclip"], offline=True)
+    assert found["text_config"] == Path("/cache/microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract/config.json")
+    assert found["text_vocab"].name == "vocab.txt"
+    assert ("microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", "open_clip_pytorch_model.bin") in asked

@@ -124,8 +124,13 @@ def _open_clip_files(model_id: str, spec: Mapping, offline: bool) -> dict[str, P
     weights = spec["weights"]
     if spec["arch"].startswith("hf-hub:"):
         repo = spec["arch"].removeprefix("hf-hub:")
-        return {role: hf_file(model_id, repo, name, revision=weights.get("revision"), offline=offline)
-                for role, name in weights["files"].items()}
+        found = {role: hf_file(model_id, repo, name, revision=weights.get("revision"), offline=offline)
+                 for role, name in weights["files"].items()}
+        if spec.get("text_tower") and "text_config" in spec:  # the text tower's architecture and tokenizer
+            text = spec["text_config"]
+            found["text_config"] = hf_file(model_id, text["hf_model_name"], "config.json", offline=offline)
+            found["text_vocab"] = hf_file(model_id, text["hf_tokenizer_name"], "vocab.txt", offline=offline)
+        return found
     cfg = open_clip.get_pretrained_cfg(spec["arch"], weights["id"])
     if not cfg:
         raise EncoderError(f"model '{model_id}': open_clip knows no pretrained tag {weights['id']!r} for "

@@ -3,8 +3,10 @@
 
 For a built-in tag the architecture and preprocessing follow the tag's pretrained config (QuickGELU for OpenAI
 weights, mean/std, interpolation, resize mode), then the fetched checkpoint is loaded with open_clip's own
-load_checkpoint. For BiomedCLIP only the vision tower is built, from the registry's copy of its open_clip_config.json
-(checked against the fetched file), because its text tower would need BiomedBERT's config from the hub.
+load_checkpoint. For BiomedCLIP the image encoder is only the vision tower, built from the registry's copy of its
+open_clip_config.json (checked against the fetched file). Its text tower (zero-shot) is open_clip's HFTextEncoder
+over BiomedBERT, built from the config.json and vocab.txt fetch_weights took from BiomedBERT's repository, with the
+checkpoint's text.* weights.
 """
 
 from __future__ import annotations
@@ -18,18 +20,28 @@ from medprobe.models.base import Encoder, describe_transform
 from medprobe.models.checkpoints import load_strict, read_state_dict, seeded, select, weights_record
 
 
+def _check_hub_config(model_id: str, spec: Mapping, files: Mapping[str, Path] | None, part: str) -> None:
+    """The registry's copy of an hf-hub model's config must equal the fetched open_clip_config.json."""
+    if not files or "config" not in files:
+        return
+    hub_model = json.loads(Path(files["config"]).read_text())["model_cfg"]
+    if part == "vision":
+        pairs = [(key, hub_model.get(key), spec["arch_config"].get(key)) for key in ("embed_dim", "vision_cfg")]
+    else:
+        hub_text = hub_model.get("text_cfg", {})
+        pairs = [(f"text_cfg.{key}", hub_text.get(key), value) for key, value in spec["text_config"].items()]
+    for key, hub_value, ours in pairs:
+        if hub_value != ours:
+            raise EncoderError(f"model '{model_id}': {files['config']} has {key}={hub_value!r}, "
+                               f"config/models.yaml has {ours!r}; update the registry")
+
+
 def _hub_vision_tower(model_id: str, spec: Mapping, files: Mapping[str, Path] | None):
     import open_clip
     from open_clip.model import CLIPVisionCfg, _build_vision_tower
 
     model_cfg = spec["arch_config"]
-    if files and "config" in files:
-        hub = json.loads(Path(files["config"]).read_text())
-        hub_model = hub["model_cfg"]
-        for key in ("embed_dim", "vision_cfg"):
-            if hub_model.get(key) != model_cfg.get(key):
-                raise EncoderError(f"model '{model_id}': {files['config']} has {key}={hub_model.get(key)!r}, "
-                                   f"config/models.yaml has {model_cfg.get(key)!r}; update the registry")
+    _check_hub_config(model_id, spec, files, "vision")
     with seeded(spec):
         visual = _build_vision_tower(model_cfg["embed_dim"], CLIPVisionCfg(**model_cfg["vision_cfg"]))
     if files:
@@ -82,8 +94,7 @@ def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] |
     import torch
 
     if spec["arch"].startswith("hf-hub:"):
-        raise EncoderError(f"model '{model_id}': zero-shot needs its Hugging Face text tower, which this version of "
-                           f"medprobe does not load")
+        return _hub_text_encoder(model_id, spec, files)
     tag = spec["weights"].get("id")
     cfg = open_clip.get_pretrained_cfg(spec["arch"], tag) if tag else {}
     with seeded(spec):
@@ -97,4 +108,39 @@ def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] |
         with torch.inference_mode():
             return model.encode_text(tokenizer(list(texts)), normalize=False).float()
 
+    return encode
+
+
+def _hub_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] | None):
+    """An hf-hub model's Hugging Face text tower (BiomedCLIP: BiomedBERT, CLS token, MLP projection), built offline
+    from the fetched config.json and vocab.txt, its weights the checkpoint's text.* entries, strictly."""
+    import torch
+    from open_clip.hf_model import HFTextEncoder
+    from open_clip.tokenizer import HFTokenizer
+
+    text_cfg = spec.get("text_config")
+    if not text_cfg:
+        raise EncoderError(f"model '{model_id}': the registry has no text_config for its Hugging Face text tower")
+    if not files or "text_config" not in files or "text_vocab" not in files:
+        raise EncoderError(f"model '{model_id}': zero-shot needs the text tower's config.json and vocab.txt from "
+                           f"{text_cfg['hf_model_name']}, which results/weights/{model_id}.json does not list (made "
+                           f"by an older medprobe?); fetch them: snakemake results/weights/{model_id}.json "
+                           f"--forcerun fetch_weights --cores 1")
+    _check_hub_config(model_id, spec, files, "text")
+    # config=None and pretrained=False: the architecture from the local config.json, without BERT's unused pooler
+    # layer, exactly as open_clip builds it before loading a checkpoint
+    with seeded(spec):
+        tower = HFTextEncoder(str(Path(files["text_config"]).parent), output_dim=int(spec["arch_config"]["embed_dim"]),
+                              pooler_type=text_cfg["hf_pooler_type"], proj_type=text_cfg["hf_proj_type"],
+                              pretrained=False)
+    if "checkpoint" in files:
+        load_strict(tower, select(read_state_dict(files["checkpoint"]), "text."), f"model '{model_id}' text tower")
+    tower.eval()
+    tokenizer = HFTokenizer(str(Path(files["text_vocab"]).parent), context_length=text_cfg["context_length"])
+
+    def encode(texts):
+        with torch.inference_mode():
+            return tower(tokenizer(list(texts))).float()
+
+    encode.module, encode.tokenizer = tower, tokenizer
     return encode

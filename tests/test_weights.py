@@ -4,6 +4,7 @@ and reproduce the network that wrote them; fetch records hash files; gated repos
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -339,3 +340,95 @@ def test_biomedclip_fetch_takes_biomedberts_config_and_vocab(registry, monkeypat
     assert found["text_config"] == Path("/cache/microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract/config.json")
     assert found["text_vocab"].name == "vocab.txt"
     assert ("microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", "open_clip_pytorch_model.bin") in asked
+
+
+def conch_tokenizer_file(tmp_path) -> Path:
+    """A byte-level BPE tokenizer file of the kind CONCH ships (special tokens, start/end added to every text)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    special = ["<pad>", "<start_of_text>", "<end_of_text>"]
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=special, show_progress=False)
+    tokenizer.train_from_iterator([" ".join(WORDS)] * 20, trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<start_of_text> $A <end_of_text>", special_tokens=[(t, tokenizer.token_to_id(t)) for t in special[1:]])
+    path = tmp_path / "conch_byte_level_bpe_uncased.json"
+    tokenizer.save(str(path))
+    return path
+
+
+def tiny_conch(spec, vocab_size):
+    text = {**spec["text_config"], "context_length": 16, "vocab_size": vocab_size, "width": 32, "heads": 2,
+            "layers": 2}
+    arch = {**spec["arch_config"], "embed_dim_contrast": 24}
+    return {**spec, "text_config": text, "arch_config": arch}
+
+
+def test_conch_text_tower_in_the_releases_layout(registry, tmp_path):
+    from medprobe.models.conch import build_text_encoder
+
+    tokenizer_file = conch_tokenizer_file(tmp_path)
+    vocab_size = len(json.loads(tokenizer_file.read_text())["model"]["vocab"])
+    spec = tiny_conch(registry["conch"], vocab_size)
+    reference = build_text_encoder("conch", spec, {"text_tokenizer": tokenizer_file})
+    prompts = ["a brain mri with glioma.", "normal breast ultrasound."]
+    tokens = reference.tokenizer(prompts)
+    assert tokens.shape == (2, 15) and tokens[0, 0].item() == 1 and (tokens[0] == 2).sum() == 1  # start ... end, pad
+    assert reference.module.positional_embedding.shape == (16, 32)  # 15 tokens + the appended CLS, as in CONCH
+
+    # CONCH's checkpoint: text.* (cls_emb, positional_embedding, text_projection, ...) beside visual.* and the decoder
+    state = {f"text.{k}": v.clone() for k, v in reference.module.state_dict().items()}
+    assert {"text.cls_emb", "text.text_projection", "text.positional_embedding"} <= set(state)
+    projection = torch.linalg.qr(torch.randn(24, 24, generator=torch.Generator().manual_seed(3)))[0]
+    state["visual.proj_contrast"] = projection
+    state["text_decoder.ln_final.weight"] = torch.ones(32)
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    files = {"text_tokenizer": tokenizer_file, "checkpoint": tmp_path / "pytorch_model.bin"}
+    other_seed = {**spec, "weights": {**spec["weights"], "seed": 5}}
+    loaded = build_text_encoder("conch", other_seed, files)
+    torch.testing.assert_close(loaded(prompts), reference(prompts))
+    np.testing.assert_array_equal(loaded.image_projection, projection.numpy())
+
+    del state["text.cls_emb"]
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(EncoderError, match="missing key"):
+        build_text_encoder("conch", spec, files)
+    with pytest.raises(EncoderError, match="--forcerun fetch_weights"):
+        build_text_encoder("conch", spec, {"checkpoint": tmp_path / "pytorch_model.bin"})
+
+
+def test_conch_zero_shot_meets_the_text_after_the_image_projection(registry, repo, tmp_path):
+    """Stored CONCH features are before proj_contrast: zero-shot must apply it, or it scores at chance."""
+    from medprobe.models.conch import build_text_encoder
+    from medprobe.registry import load_datasets
+    from medprobe.split import make_split
+    from medprobe.store import write_embeddings
+    from medprobe.zeroshot import class_embeddings, class_prompts, run_zeroshot
+
+    tokenizer_file = conch_tokenizer_file(tmp_path)
+    spec = tiny_conch(registry["conch"], len(json.loads(tokenizer_file.read_text())["model"]["vocab"]))
+    reference = build_text_encoder("conch", spec, {"text_tokenizer": tokenizer_file})
+    projection = torch.linalg.qr(torch.randn(24, 24, generator=torch.Generator().manual_seed(3)))[0]
+    state = {f"text.{k}": v for k, v in reference.module.state_dict().items()}
+    torch.save({**state, "visual.proj_contrast": projection}, tmp_path / "pytorch_model.bin")
+    record = tmp_path / "conch.json"
+    record.write_text(json.dumps({"model": "conch", "files": {
+        role: {"path": str(path), "bytes": path.stat().st_size}
+        for role, path in (("checkpoint", tmp_path / "pytorch_model.bin"), ("text_tokenizer", tokenizer_file))}}))
+
+    dataset = load_datasets(repo / "config" / "datasets.yaml")["busi_demo"]
+    text = class_embeddings(reference, class_prompts(dataset["classes"], dataset)["names"])
+    labels = np.repeat([0, 1, 2], 20)
+    joint = text[labels] + np.random.default_rng(0).normal(size=(60, 24)) * 0.01
+    features = joint @ projection.numpy().T  # orthogonal: stored @ proj_contrast == joint
+    ids = [f"s{i}" for i in range(60)]
+    attrs = {"medprobe_version": "0", "model_id": "conch", "feature_point": "image_features", "weights": {},
+             "preprocessing": {}, "dataset_id": "busi_demo", "manifest_sha256": "x", "class_names": dataset["classes"],
+             "device": "cpu", "dtype": "float32", "created_utc": "t"}
+    emb = write_embeddings(tmp_path / "e.h5", features.astype(np.float32), labels, ids, [""] * 60, attrs)
+    make_split(ids, labels, seed=0).to_csv(tmp_path / "split.tsv", sep="\t", index=False)
+    table = run_zeroshot(emb, tmp_path / "split.tsv", record, tmp_path / "z.tsv", dataset_id="busi_demo",
+                         model_id="conch", model_spec=spec, dataset_spec=dataset)
+    assert table[(table.metric == "accuracy") & (table.prompt_set == "names")].value.iloc[0] == 1.0

@@ -214,7 +214,11 @@ def resolve_files(model_id: str, spec: Mapping, *, offline: bool, local_path: st
     if source == "torchvision":
         return _torchvision_files(model_id, spec, offline)
     if source == "hf_hub":
-        return _hf_files(model_id, spec, offline)
+        found = _hf_files(model_id, spec, offline)
+        tokenizer = spec.get("text_config", {}).get("tokenizer") if spec.get("text_tower") else None
+        if tokenizer:  # a tokenizer file its release ships beside the code (CONCH), fetched at a pinned commit
+            found["text_tokenizer"] = url_file(model_id, tokenizer["url"], offline=offline)
+        return found
     if source == "url":
         return {"checkpoint": url_file(model_id, spec["weights"]["id"], offline=offline)}
     raise EncoderError(f"model '{model_id}': no way to fetch weights source {source!r}")

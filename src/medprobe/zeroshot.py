@@ -65,7 +65,7 @@ def run_zeroshot(embeddings_path: str | Path, split_path: str | Path, weights_js
                  out_path: str | Path, *, dataset_id: str, model_id: str, model_spec: Mapping,
                  dataset_spec: Mapping) -> pd.DataFrame:
     """The `zeroshot` rule."""
-    from medprobe.models import open_clip_family
+    from medprobe.models import conch, open_clip_family
     from medprobe.weights import read_record, record_paths
 
     if not model_spec.get("text_tower"):
@@ -75,9 +75,16 @@ def run_zeroshot(embeddings_path: str | Path, split_path: str | Path, weights_js
     holdout = aligned[aligned["partition"] == "holdout"]
     record = read_record(weights_json, model_id) if weights_json and model_spec["weights"]["source"] not in (
         "none", "random") else None
-    encode = open_clip_family.build_text_encoder(model_id, model_spec, record_paths(record) if record else None)
+    paths = record_paths(record) if record else None
+    if model_spec["family"] == "conch":
+        encode = conch.build_text_encoder(model_id, model_spec, paths)
+    else:
+        encode = open_clip_family.build_text_encoder(model_id, model_spec, paths)
     labels = holdout["label"].to_numpy()
     image = emb.features[holdout["row"].to_numpy()]
+    projection = getattr(encode, "image_projection", None)
+    if projection is not None:  # the stored feature is before the image side's projection into the shared space
+        image = image @ projection
     rows = []
     for prompt_set, prompts in class_prompts(emb.class_names, dataset_spec).items():
         scores = zero_shot_scores(image, class_embeddings(encode, prompts))

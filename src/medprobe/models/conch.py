@@ -57,3 +57,54 @@ def build(model_id: str, spec: Mapping, files: Mapping[str, Path] | None) -> Enc
         weights=weights_record(spec, files),
         module=model,
     )
+
+
+def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] | None):
+    """CONCH's text tower for zero-shot: a CoCa text transformer (a CLS embedding appended after the tokens, the legacy
+    CoCa padding mask, the final layer norm on the pooled CLS, a linear projection), which is open_clip's
+    TextTransformer with `embed_cls`, loaded strictly from the checkpoint's `text.*`; the tokenizer is the release's
+    byte-level BPE file. `encode.image_projection` is the checkpoint's `visual.proj_contrast`: the stored image feature
+    (`encode_image(proj_contrast=False)`) times it is the image embedding that meets the text in the shared space."""
+    from open_clip.transformer import TextTransformer
+    from transformers import PreTrainedTokenizerFast
+
+    from medprobe.errors import EncoderError
+
+    cfg = spec.get("text_config")
+    if not cfg:
+        raise EncoderError(f"model '{model_id}': the registry has no text_config for its text tower")
+    if not files or "text_tokenizer" not in files:
+        raise EncoderError(f"model '{model_id}': zero-shot needs the CONCH tokenizer file ({cfg['tokenizer']['url']}), "
+                           f"which results/weights/{model_id}.json does not list (made by an older medprobe?); fetch "
+                           f"it: snakemake results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
+    n_tokens = cfg["context_length"] - 1 if cfg["embed_cls"] else cfg["context_length"]  # the last place is the CLS
+    with seeded(spec):
+        tower = TextTransformer(context_length=n_tokens, vocab_size=cfg["vocab_size"], width=cfg["width"],
+                                heads=cfg["heads"], layers=cfg["layers"],
+                                output_dim=int(spec["arch_config"]["embed_dim_contrast"]), embed_cls=cfg["embed_cls"],
+                                pad_id=cfg["pad_id"], act_layer=nn.GELU)
+    if "checkpoint" in files:
+        state = read_state_dict(files["checkpoint"])
+        load_strict(tower, select(state, "text."), f"model '{model_id}' text tower")
+        if "visual.proj_contrast" not in state:
+            raise EncoderError(f"model '{model_id}': {files['checkpoint']} has no visual.proj_contrast, the image side "
+                               f"of the shared space")
+        projection = state["visual.proj_contrast"].float()
+    else:  # random weights (tests): a seeded projection of the same shape
+        dim = int(spec["arch_config"]["embed_dim_contrast"])
+        projection = torch.randn(dim, dim, generator=torch.Generator().manual_seed(0)) * dim ** -0.5
+    tower.eval()
+    special = cfg["tokenizer"]
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(files["text_tokenizer"]), bos_token=special["bos_token"],
+                                        eos_token=special["eos_token"], pad_token=special["pad_token"])
+
+    def tokenize(texts) -> torch.Tensor:
+        return tokenizer(list(texts), max_length=n_tokens, add_special_tokens=True, return_token_type_ids=False,
+                         truncation=True, padding="max_length", return_tensors="pt")["input_ids"]
+
+    def encode(texts):
+        with torch.inference_mode():
+            return tower(tokenize(texts)).float()
+
+    encode.module, encode.tokenizer, encode.image_projection = tower, tokenize, projection.numpy()
+    return encode

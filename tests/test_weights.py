@@ -432,3 +432,21 @@ def test_conch_zero_shot_meets_the_text_after_the_image_projection(registry, rep
     table = run_zeroshot(emb, tmp_path / "split.tsv", record, tmp_path / "z.tsv", dataset_id="busi_demo",
                          model_id="conch", model_spec=spec, dataset_spec=dataset)
     assert table[(table.metric == "accuracy") & (table.prompt_set == "names")].value.iloc[0] == 1.0
+
+
+def test_local_weights_keep_the_text_tower_files_when_they_can_be_had(registry, tmp_path, monkeypatch, caplog):
+    from medprobe import weights
+
+    checkpoint = tmp_path / "conch.bin"
+    checkpoint.write_bytes(b"x")
+    monkeypatch.setattr(weights, "url_file", lambda model_id, url, offline=False, **kw: tmp_path / "tok.json")
+    found = weights.resolve_files("conch", registry["conch"], offline=True, local_path=checkpoint)
+    assert found == {"checkpoint": checkpoint, "text_tokenizer": tmp_path / "tok.json"}
+
+    def not_cached(model_id, url, offline=False, **kw):
+        raise weights.NotCached(f"model '{model_id}': {url} is not downloaded")
+
+    monkeypatch.setattr(weights, "url_file", not_cached)
+    assert weights.resolve_files("conch", registry["conch"], offline=True, local_path=checkpoint) == \
+        {"checkpoint": checkpoint}
+    assert "zero-shot will not run" in caplog.text

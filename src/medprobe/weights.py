@@ -126,11 +126,7 @@ def _open_clip_files(model_id: str, spec: Mapping, offline: bool) -> dict[str, P
         repo = spec["arch"].removeprefix("hf-hub:")
         found = {role: hf_file(model_id, repo, name, revision=weights.get("revision"), offline=offline)
                  for role, name in weights["files"].items()}
-        if spec.get("text_tower") and "text_config" in spec:  # the text tower's architecture and tokenizer
-            text = spec["text_config"]
-            found["text_config"] = hf_file(model_id, text["hf_model_name"], "config.json", offline=offline)
-            found["text_vocab"] = hf_file(model_id, text["hf_tokenizer_name"], "vocab.txt", offline=offline)
-        return found
+        return {**found, **text_tower_files(model_id, spec, offline)}
     cfg = open_clip.get_pretrained_cfg(spec["arch"], weights["id"])
     if not cfg:
         raise EncoderError(f"model '{model_id}': open_clip knows no pretrained tag {weights['id']!r} for "
@@ -201,7 +197,12 @@ def resolve_files(model_id: str, spec: Mapping, *, offline: bool, local_path: st
         path = Path(local_path)
         if not path.exists():
             raise EncoderError(f"model '{model_id}': local_weights points at {path}, which does not exist")
-        return {"checkpoint": path}
+        try:
+            return {"checkpoint": path, **text_tower_files(model_id, spec, offline)}
+        except (NotCached, EncoderError) as err:
+            log.warning("model '%s': local_weights used; the text tower's files are not available (%s): zero-shot "
+                        "will not run for it", model_id, err)
+            return {"checkpoint": path}
     if source in ("none", "random"):
         return {}
     if source == "local":
@@ -214,14 +215,24 @@ def resolve_files(model_id: str, spec: Mapping, *, offline: bool, local_path: st
     if source == "torchvision":
         return _torchvision_files(model_id, spec, offline)
     if source == "hf_hub":
-        found = _hf_files(model_id, spec, offline)
-        tokenizer = spec.get("text_config", {}).get("tokenizer") if spec.get("text_tower") else None
-        if tokenizer:  # a tokenizer file its release ships beside the code (CONCH), fetched at a pinned commit
-            found["text_tokenizer"] = url_file(model_id, tokenizer["url"], offline=offline)
-        return found
+        return {**_hf_files(model_id, spec, offline), **text_tower_files(model_id, spec, offline)}
     if source == "url":
         return {"checkpoint": url_file(model_id, spec["weights"]["id"], offline=offline)}
     raise EncoderError(f"model '{model_id}': no way to fetch weights source {source!r}")
+
+
+def text_tower_files(model_id: str, spec: Mapping, offline: bool) -> dict[str, Path]:
+    """The small files a zero-shot text tower needs beyond the checkpoint: a Hugging Face text model's config.json and
+    vocab.txt (BiomedCLIP's BiomedBERT), or a tokenizer file the release ships beside its code (CONCH, pinned)."""
+    text = spec.get("text_config") if spec.get("text_tower") else None
+    if not text:
+        return {}
+    if "hf_model_name" in text:
+        return {"text_config": hf_file(model_id, text["hf_model_name"], "config.json", offline=offline),
+                "text_vocab": hf_file(model_id, text["hf_tokenizer_name"], "vocab.txt", offline=offline)}
+    if "tokenizer" in text:
+        return {"text_tokenizer": url_file(model_id, text["tokenizer"]["url"], offline=offline)}
+    return {}
 
 
 def tower_role(spec: Mapping) -> str:

@@ -75,8 +75,9 @@ def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] |
         raise EncoderError(f"model '{model_id}': the registry has no text_config for its text tower")
     if not files or "text_tokenizer" not in files:
         raise EncoderError(f"model '{model_id}': zero-shot needs the CONCH tokenizer file ({cfg['tokenizer']['url']}), "
-                           f"which results/weights/{model_id}.json does not list (made by an older medprobe?); fetch "
-                           f"it: snakemake results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
+                           f"which results/weights/{model_id}.json does not list (made by an older medprobe, or with "
+                           f"local_weights while it was not downloaded); fetch it: snakemake "
+                           f"results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
     n_tokens = cfg["context_length"] - 1 if cfg["embed_cls"] else cfg["context_length"]  # the last place is the CLS
     with seeded(spec):
         tower = TextTransformer(context_length=n_tokens, vocab_size=cfg["vocab_size"], width=cfg["width"],

@@ -124,8 +124,8 @@ def _hub_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] | 
     if not files or "text_config" not in files or "text_vocab" not in files:
         raise EncoderError(f"model '{model_id}': zero-shot needs the text tower's config.json and vocab.txt from "
                            f"{text_cfg['hf_model_name']}, which results/weights/{model_id}.json does not list (made "
-                           f"by an older medprobe?); fetch them: snakemake results/weights/{model_id}.json "
-                           f"--forcerun fetch_weights --cores 1")
+                           f"by an older medprobe, or with local_weights while they were not cached); fetch them: "
+                           f"snakemake results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
     _check_hub_config(model_id, spec, files, "text")
     # config=None and pretrained=False: the architecture from the local config.json, without BERT's unused pooler
     # layer, exactly as open_clip builds it before loading a checkpoint

@@ -69,7 +69,8 @@ def test_tiny_config_runs_through_slurm(tmp_path, repo, slurm_env, monkeypatch):
     work.mkdir()
     # a hang (e.g. a status command that never answers) fails here instead of stalling CI
     result = run_snakemake("--profile", str(repo / "profiles" / "slurm"), "--configfile", str(config),
-                           "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
+                           "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
+                           "--slurm-keep-successful-logs",
                            cwd=work, timeout=900)
     output = result.stdout + result.stderr
 

@@ -58,6 +58,13 @@ def fake_hub_file(hub_cache, repo, filename, data=b"weights"):
     return path
 
 
+def fake_flair(hub_cache):
+    """FLAIR's checkpoint and the two Bio_ClinicalBERT files its zero-shot text tower is built from."""
+    for name in ("config.json", "vocab.txt"):
+        fake_hub_file(hub_cache, "emilyalsentzer/Bio_ClinicalBERT", name)
+    return fake_hub_file(hub_cache, "jusiro2/FLAIR", "model.safetensors")
+
+
 def write_config(path, **keys):
     path.write_text(yaml.safe_dump(keys))
     return path
@@ -161,10 +168,14 @@ def test_hub_model_not_cached_then_cached(caches, tmp_path):
     assert huggingface_hub.constants.HF_HUB_CACHE == hub_cache  # restored: the session's hub settings are untouched
     assert before.status == WARN and before.item == "flair" and "jusiro2/FLAIR" in before.detail
     assert "snakemake results/weights/flair.json" in before.next_step and "local_weights.flair" in before.next_step
-    path = fake_hub_file(caches.hf / "hub", "jusiro2/FLAIR", "model.safetensors")
+    fake_hub_file(caches.hf / "hub", "jusiro2/FLAIR", "model.safetensors")
+    with offline_caches(None):  # the checkpoint alone is not enough: the text tower's files are missing
+        partial = model_weights_check("flair", models["flair"])
+    assert partial.status == WARN and "Bio_ClinicalBERT" in partial.detail
+    fake_flair(caches.hf / "hub")
     with offline_caches(None):
         after = model_weights_check("flair", models["flair"])
-    assert after.status == OK and str(path.parent) in after.detail
+    assert after.status == OK and "3 file(s)" in after.detail and str(caches.hf / "hub") in after.detail
 
 
 def test_torchvision_model_cached_under_torch_home(caches, tmp_path):
@@ -183,7 +194,7 @@ def test_torchvision_model_cached_under_torch_home(caches, tmp_path):
 
 
 def test_weights_dir_and_local_weights_from_the_config(caches, tmp_path):
-    fake_hub_file(tmp_path / "w" / "huggingface" / "hub", "jusiro2/FLAIR", "model.safetensors")
+    fake_flair(tmp_path / "w" / "huggingface" / "hub")
     (tmp_path / "uni.bin").write_bytes(b"uni")
     user = write_config(tmp_path / "user.yaml", models=["flair", "uni", "conch"], weights_dir="w",
                         local_weights={"uni": "uni.bin", "conch": "nowhere/conch.bin"})

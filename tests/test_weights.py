@@ -450,3 +450,55 @@ def test_local_weights_keep_the_text_tower_files_when_they_can_be_had(registry, 
     assert weights.resolve_files("conch", registry["conch"], offline=True, local_path=checkpoint) == \
         {"checkpoint": checkpoint}
     assert "zero-shot will not run" in caplog.text
+
+
+def test_flair_text_tower_in_the_releases_layout(registry, tmp_path):
+    from medprobe.models.flair import build_text_encoder
+
+    spec = registry["flair"]
+    bert = biomedbert_files(tmp_path, registry["biomedclip"])  # a tiny BERT stands in for Bio_ClinicalBERT
+    files = {"text_config": bert["text_config"], "text_vocab": bert["text_vocab"]}
+    reference = build_text_encoder("flair", spec, files)
+    prompts = ["a fundus photograph of glioma", "a fundus photograph of no tumor with a lesion"]
+    out = reference(prompts)
+    assert out.shape == (2, 512)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(2))  # normalise, project, normalise
+    # as in FLAIR, tokens are averaged with the padding of their batch: a prompt alone embeds differently
+    assert not torch.allclose(reference(prompts[:1])[0], out[0])
+
+    # FLAIR's checkpoint: text_model.model.* (BERT, with its pooler) and the projection, beside vision_model.*
+    state = {f"text_model.{k}": v.clone() for k, v in reference.module.state_dict().items()}
+    assert "text_model.model.pooler.dense.weight" in state
+    assert "text_model.projection_head_text.projection.weight" in state
+    state["vision_model.model.conv1.weight"] = torch.zeros(64, 3, 7, 7)
+    torch.save(state, tmp_path / "flair.pth")
+    other_seed = {**spec, "weights": {**spec["weights"], "seed": 9}}
+    loaded = build_text_encoder("flair", other_seed, {**files, "checkpoint": tmp_path / "flair.pth"})
+    torch.testing.assert_close(loaded(prompts), out)
+
+    del state["text_model.projection_head_text.projection.weight"]
+    torch.save(state, tmp_path / "flair.pth")
+    with pytest.raises(EncoderError, match="missing key"):
+        build_text_encoder("flair", spec, {**files, "checkpoint": tmp_path / "flair.pth"})
+    with pytest.raises(EncoderError, match="--forcerun fetch_weights"):
+        build_text_encoder("flair", spec, {"checkpoint": tmp_path / "flair.pth"})
+
+
+def test_zero_shot_refuses_a_feature_point_outside_the_text_space(registry, repo, tmp_path):
+    from medprobe.registry import load_datasets
+    from medprobe.split import make_split
+    from medprobe.store import write_embeddings
+    from medprobe.zeroshot import run_zeroshot
+
+    spec = registry["clip_vit_b16_random"]
+    dataset = load_datasets(repo / "config" / "datasets.yaml")["busi_demo"]
+    labels = np.repeat([0, 1, 2], 10)
+    ids = [f"s{i}" for i in range(30)]
+    attrs = {"medprobe_version": "0", "model_id": "clip_vit_b16_random", "feature_point": "backbone",
+             "weights": {}, "preprocessing": {}, "dataset_id": "busi_demo", "manifest_sha256": "x",
+             "class_names": dataset["classes"], "device": "cpu", "dtype": "float32", "created_utc": "t"}
+    emb = write_embeddings(tmp_path / "e.h5", np.ones((30, 768), np.float32), labels, ids, [""] * 30, attrs)
+    make_split(ids, labels, seed=0).to_csv(tmp_path / "split.tsv", sep="\t", index=False)
+    with pytest.raises(EncoderError, match="768-d.*512-d space"):
+        run_zeroshot(emb, tmp_path / "split.tsv", None, tmp_path / "z.tsv", dataset_id="busi_demo",
+                     model_id="clip_vit_b16_random", model_spec=spec, dataset_spec=dataset)

@@ -31,7 +31,7 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
     counts = job_counts(result.stdout)
     assert counts == {"download": 8, "manifest": 8, "split": 8, "fetch_weights": 16, "embed": 128, "probe": 128,
                       "umap_sweep": 128, "umap_figure": 128, "umap_summary": 8, "paper_table": 1, "fewshot": 128,
-                      "fewshot_table": 1, "zeroshot": 48, "zeroshot_table": 1, "paired_tests": 8, "runtimes": 1,
+                      "fewshot_table": 1, "zeroshot": 56, "zeroshot_table": 1, "paired_tests": 8, "runtimes": 1,
                       "all": 1}
 
 

@@ -65,7 +65,7 @@ def run_zeroshot(embeddings_path: str | Path, split_path: str | Path, weights_js
                  out_path: str | Path, *, dataset_id: str, model_id: str, model_spec: Mapping,
                  dataset_spec: Mapping) -> pd.DataFrame:
     """The `zeroshot` rule."""
-    from medprobe.models import conch, open_clip_family
+    from medprobe.models import conch, flair, open_clip_family
     from medprobe.weights import read_record, record_paths
 
     if not model_spec.get("text_tower"):
@@ -76,10 +76,8 @@ def run_zeroshot(embeddings_path: str | Path, split_path: str | Path, weights_js
     record = read_record(weights_json, model_id) if weights_json and model_spec["weights"]["source"] not in (
         "none", "random") else None
     paths = record_paths(record) if record else None
-    if model_spec["family"] == "conch":
-        encode = conch.build_text_encoder(model_id, model_spec, paths)
-    else:
-        encode = open_clip_family.build_text_encoder(model_id, model_spec, paths)
+    family = {"conch": conch, "flair": flair}.get(model_spec["family"], open_clip_family)
+    encode = family.build_text_encoder(model_id, model_spec, paths)
     labels = holdout["label"].to_numpy()
     image = emb.features[holdout["row"].to_numpy()]
     projection = getattr(encode, "image_projection", None)
@@ -87,7 +85,13 @@ def run_zeroshot(embeddings_path: str | Path, split_path: str | Path, weights_js
         image = image @ projection
     rows = []
     for prompt_set, prompts in class_prompts(emb.class_names, dataset_spec).items():
-        scores = zero_shot_scores(image, class_embeddings(encode, prompts))
+        text = class_embeddings(encode, prompts)
+        if text.shape[1] != image.shape[1]:
+            raise EncoderError(f"model '{model_id}': {embeddings_path} holds feature point "
+                               f"{emb.attrs.get('feature_point')!r} ({image.shape[1]}-d), which is not the text "
+                               f"tower's {text.shape[1]}-d space; zero-shot needs the model's default feature point "
+                               f"({model_spec['feature_point']!r}): drop feature_points.{model_id} from the config")
+        scores = zero_shot_scores(image, text)
         metrics = classification_metrics(labels, scores.argmax(axis=1), scores, len(emb.class_names))
         for metric, value in metrics.items():
             rows.append(dict(dataset=dataset_id, model=model_id, prompt_set=prompt_set, metric=metric, value=value,

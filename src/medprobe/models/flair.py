@@ -1,4 +1,5 @@
-"""FLAIR (jusiro/FLAIR, retinal fundus): torchvision ResNet-50 and a bias-free linear projection 2048 -> 512.
+"""FLAIR (jusiro/FLAIR, retinal fundus): torchvision ResNet-50 and a bias-free linear projection 2048 -> 512; for
+zero-shot, its text_model: Bio_ClinicalBERT pooled over hidden states and projected into the same space.
 
 Preprocessing is FLAIR's own: pixels scaled to [0, 1] without mean/std, the long side resized to 512 and zero-padded
 right and bottom to 512 x 512. Feature points: projection (FLAIR's vision_model output: L2-normalise, project,
@@ -64,3 +65,59 @@ def build(model_id: str, spec: Mapping, files: Mapping[str, Path] | None) -> Enc
         module=model,
         channels_last=True,
     )
+
+
+class FlairText(nn.Module):
+    """FLAIR's text_model: a BERT whose hidden states at `layers` are averaged over tokens (padding included, as in
+    FLAIR) and then over the layers; then L2-normalise, project (no bias), L2-normalise."""
+
+    def __init__(self, bert_dir: Path, proj_dim: int, layers: list[int]):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        config = AutoConfig.from_pretrained(str(bert_dir))
+        self.model = AutoModel.from_config(config)  # with BERT's pooler, as AutoModel.from_pretrained built it
+        self.projection_head_text = _Projection(config.hidden_size, proj_dim)
+        self.layers = list(layers)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+        embed = torch.stack([hidden[i] for i in self.layers]).mean(2).mean(0)
+        embed = F.normalize(embed, dim=-1)
+        return F.normalize(self.projection_head_text.projection(embed), dim=-1)
+
+
+def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] | None):
+    """`encode(list of str) -> (n, 512)`: FLAIR's text tower, weights from the checkpoint's `text_model.*` (strict),
+    architecture and tokenizer from Bio_ClinicalBERT's config.json and vocab.txt. One call tokenizes its texts
+    together, padded to the longest, which is how FLAIR embeds the prompts of one class."""
+    from transformers import AutoTokenizer
+
+    cfg = spec.get("text_config")
+    if not cfg:
+        raise EncoderError(f"model '{model_id}': the registry has no text_config for its text tower")
+    if not files or "text_config" not in files or "text_vocab" not in files:
+        raise EncoderError(f"model '{model_id}': zero-shot needs the text tower's config.json and vocab.txt from "
+                           f"{cfg['hf_model_name']}, which results/weights/{model_id}.json does not list (made by an "
+                           f"older medprobe, or with local_weights while they were not cached); fetch them: "
+                           f"snakemake results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
+    with seeded(spec):
+        tower = FlairText(Path(files["text_config"]).parent, int(spec["arch_config"]["proj_dim"]),
+                          cfg["hidden_states"])
+    if "checkpoint" in files:
+        load_strict(tower, select(read_state_dict(files["checkpoint"]), "text_model."),
+                    f"model '{model_id}' text tower")
+    tower.eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(Path(files["text_vocab"]).parent))
+    tokenizer.model_max_length = cfg["max_length"]
+
+    def tokenize(texts):
+        return tokenizer(list(texts), truncation=True, padding=True, return_tensors="pt")
+
+    def encode(texts):
+        tokens = tokenize(texts)
+        with torch.inference_mode():
+            return tower(tokens["input_ids"], tokens["attention_mask"]).float()
+
+    encode.module, encode.tokenizer = tower, tokenize
+    return encode

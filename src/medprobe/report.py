@@ -58,10 +58,8 @@ def read_benchmarks(root: str | Path) -> pd.DataFrame:
         last = frame.iloc[-1]  # with `repeat(...)` a benchmark has several rows; the last is the latest
         rows.append({"rule": relative.parts[0], "job": str(relative.with_suffix(""))[len(relative.parts[0]) + 1:],
                      "seconds": float(last["s"]),
-                     "max_rss_mb": float(last["max_rss"]) if "max_rss" in frame and pd.notna(last["max_rss"])
-                     else float("nan"),
-                     "cpu_seconds": float(last["cpu_time"]) if "cpu_time" in frame and pd.notna(last["cpu_time"])
-                     else float("nan")})
+                     "max_rss_mb": float(last.get("max_rss", float("nan"))),
+                     "cpu_seconds": float(last.get("cpu_time", float("nan")))})
     return pd.DataFrame(rows, columns=["rule", "job", "seconds", "max_rss_mb", "cpu_seconds"])
 
 

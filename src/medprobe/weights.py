@@ -124,9 +124,8 @@ def _open_clip_files(model_id: str, spec: Mapping, offline: bool) -> dict[str, P
     weights = spec["weights"]
     if spec["arch"].startswith("hf-hub:"):
         repo = spec["arch"].removeprefix("hf-hub:")
-        found = {role: hf_file(model_id, repo, name, revision=weights.get("revision"), offline=offline)
-                 for role, name in weights["files"].items()}
-        return {**found, **text_tower_files(model_id, spec, offline)}
+        return {role: hf_file(model_id, repo, name, revision=weights.get("revision"), offline=offline)
+                for role, name in weights["files"].items()}
     cfg = open_clip.get_pretrained_cfg(spec["arch"], weights["id"])
     if not cfg:
         raise EncoderError(f"model '{model_id}': open_clip knows no pretrained tag {weights['id']!r} for "
@@ -207,6 +206,12 @@ def resolve_files(model_id: str, spec: Mapping, *, offline: bool, local_path: st
         return {}
     if source == "local":
         raise EncoderError(f"model '{model_id}': weights source 'local' needs config local_weights.{model_id}")
+    return {**_release_files(model_id, spec, offline), **text_tower_files(model_id, spec, offline)}
+
+
+def _release_files(model_id: str, spec: Mapping, offline: bool) -> dict[str, Path]:
+    """The files of the model's own release, by where it is published."""
+    source = spec["weights"]["source"]
     family = spec["family"]
     if family == "llava":
         return _llava_files(model_id, spec, offline)
@@ -215,7 +220,7 @@ def resolve_files(model_id: str, spec: Mapping, *, offline: bool, local_path: st
     if source == "torchvision":
         return _torchvision_files(model_id, spec, offline)
     if source == "hf_hub":
-        return {**_hf_files(model_id, spec, offline), **text_tower_files(model_id, spec, offline)}
+        return _hf_files(model_id, spec, offline)
     if source == "url":
         return {"checkpoint": url_file(model_id, spec["weights"]["id"], offline=offline)}
     raise EncoderError(f"model '{model_id}': no way to fetch weights source {source!r}")

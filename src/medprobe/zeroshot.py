@@ -65,19 +65,15 @@ def run_zeroshot(embeddings_path: str | Path, split_path: str | Path, weights_js
                  out_path: str | Path, *, dataset_id: str, model_id: str, model_spec: Mapping,
                  dataset_spec: Mapping) -> pd.DataFrame:
     """The `zeroshot` rule."""
-    from medprobe.models import conch, flair, open_clip_family
+    from medprobe.models import build_text_encoder
     from medprobe.weights import read_record, record_paths
 
-    if not model_spec.get("text_tower"):
-        raise EncoderError(f"model '{model_id}' has no text tower medprobe can load; remove it from zero-shot")
+    record = read_record(weights_json, model_id) if weights_json and model_spec["weights"]["source"] not in (
+        "none", "random") else None
+    encode = build_text_encoder(model_id, model_spec, record_paths(record) if record else None)
     emb = read_embeddings(embeddings_path)
     aligned = align(emb, read_split(split_path), source=str(embeddings_path))
     holdout = aligned[aligned["partition"] == "holdout"]
-    record = read_record(weights_json, model_id) if weights_json and model_spec["weights"]["source"] not in (
-        "none", "random") else None
-    paths = record_paths(record) if record else None
-    family = {"conch": conch, "flair": flair}.get(model_spec["family"], open_clip_family)
-    encode = family.build_text_encoder(model_id, model_spec, paths)
     labels = holdout["label"].to_numpy()
     image = emb.features[holdout["row"].to_numpy()]
     projection = getattr(encode, "image_projection", None)

@@ -44,4 +44,12 @@ def build_encoder(model_id: str, spec: Mapping, files: Mapping[str, str | Path] 
     return encoder
 
 
+def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, str | Path] | None = None):
+    """The model's text tower for zero-shot, `encode(list of str) -> (n, dim)`, from its family's loader."""
+    loader = importlib.import_module(LOADERS[spec["family"]])
+    if not spec.get("text_tower") or not hasattr(loader, "build_text_encoder"):
+        raise EncoderError(f"model '{model_id}' has no text tower medprobe can load; remove it from zero-shot")
+    return loader.build_text_encoder(model_id, spec, {k: Path(v) for k, v in files.items()} if files else None)
+
+
 __all__ = ["Encoder", "LOADERS", "build_encoder", "describe_transform"]

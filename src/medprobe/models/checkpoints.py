@@ -55,6 +55,20 @@ def select(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
     return out
 
 
+def text_tower_config(model_id: str, spec: Mapping, files: Mapping[str, Path] | None, roles: tuple[str, ...],
+                      what: str) -> Mapping[str, Any]:
+    """The registry's text_config, once the fetch record lists every file (`roles`) the text tower is built from;
+    otherwise an error that names `what` is missing and how to fetch it."""
+    cfg = spec.get("text_config")
+    if not cfg:
+        raise EncoderError(f"model '{model_id}': the registry has no text_config for its text tower")
+    if not files or any(role not in files for role in roles):
+        raise EncoderError(f"model '{model_id}': zero-shot needs {what}, which results/weights/{model_id}.json does "
+                           f"not list (made by an older medprobe, or with local_weights while it was not cached); "
+                           f"fetch it: snakemake results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
+    return cfg
+
+
 # buffers that are recomputed at construction; library versions differ on whether checkpoints store them
 DERIVED_BUFFERS = ("num_batches_tracked", "position_ids", "relative_position_index")
 

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from medprobe.models.base import Encoder, describe_transform
-from medprobe.models.checkpoints import load_strict, read_state_dict, seeded, select, weights_record
+from medprobe.models.checkpoints import (load_strict, read_state_dict, seeded, select, text_tower_config,
+                                         weights_record)
 from medprobe.models.transforms import build_transform
 
 
@@ -70,14 +71,8 @@ def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] |
 
     from medprobe.errors import EncoderError
 
-    cfg = spec.get("text_config")
-    if not cfg:
-        raise EncoderError(f"model '{model_id}': the registry has no text_config for its text tower")
-    if not files or "text_tokenizer" not in files:
-        raise EncoderError(f"model '{model_id}': zero-shot needs the CONCH tokenizer file ({cfg['tokenizer']['url']}), "
-                           f"which results/weights/{model_id}.json does not list (made by an older medprobe, or with "
-                           f"local_weights while it was not downloaded); fetch it: snakemake "
-                           f"results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
+    url = spec.get("text_config", {}).get("tokenizer", {}).get("url")
+    cfg = text_tower_config(model_id, spec, files, ("text_tokenizer",), f"the CONCH tokenizer file ({url})")
     n_tokens = cfg["context_length"] - 1 if cfg["embed_cls"] else cfg["context_length"]  # the last place is the CLS
     with seeded(spec):
         tower = TextTransformer(context_length=n_tokens, vocab_size=cfg["vocab_size"], width=cfg["width"],

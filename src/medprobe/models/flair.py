@@ -17,7 +17,8 @@ from torch import nn
 
 from medprobe.errors import EncoderError
 from medprobe.models.base import Encoder, describe_transform
-from medprobe.models.checkpoints import load_strict, read_state_dict, seeded, select, weights_record
+from medprobe.models.checkpoints import (load_strict, read_state_dict, seeded, select, text_tower_config,
+                                         weights_record)
 from medprobe.models.transforms import build_transform
 
 
@@ -93,14 +94,9 @@ def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] |
     together, padded to the longest, which is how FLAIR embeds the prompts of one class."""
     from transformers import AutoTokenizer
 
-    cfg = spec.get("text_config")
-    if not cfg:
-        raise EncoderError(f"model '{model_id}': the registry has no text_config for its text tower")
-    if not files or "text_config" not in files or "text_vocab" not in files:
-        raise EncoderError(f"model '{model_id}': zero-shot needs the text tower's config.json and vocab.txt from "
-                           f"{cfg['hf_model_name']}, which results/weights/{model_id}.json does not list (made by an "
-                           f"older medprobe, or with local_weights while they were not cached); fetch them: "
-                           f"snakemake results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
+    cfg = text_tower_config(model_id, spec, files, ("text_config", "text_vocab"),
+                            f"the text tower's config.json and vocab.txt from "
+                            f"{spec.get('text_config', {}).get('hf_model_name')}")
     with seeded(spec):
         tower = FlairText(Path(files["text_config"]).parent, int(spec["arch_config"]["proj_dim"]),
                           cfg["hidden_states"])

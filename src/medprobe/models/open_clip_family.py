@@ -17,7 +17,8 @@ from typing import Mapping
 
 from medprobe.errors import EncoderError
 from medprobe.models.base import Encoder, describe_transform
-from medprobe.models.checkpoints import load_strict, read_state_dict, seeded, select, weights_record
+from medprobe.models.checkpoints import (load_strict, read_state_dict, seeded, select, text_tower_config,
+                                         weights_record)
 
 
 def _check_hub_config(model_id: str, spec: Mapping, files: Mapping[str, Path] | None, part: str) -> None:
@@ -53,7 +54,8 @@ def _hub_vision_tower(model_id: str, spec: Mapping, files: Mapping[str, Path] | 
     return visual, preprocess, int(model_cfg["embed_dim"])
 
 
-def _tagged_model(model_id: str, spec: Mapping, files: Mapping[str, Path] | None):
+def _tagged_clip(spec: Mapping, files: Mapping[str, Path] | None):
+    """(the whole CLIP model of a built-in tag, its pretrained config): seeded, then the fetched checkpoint."""
     import open_clip
 
     tag = spec["weights"].get("id")
@@ -62,6 +64,13 @@ def _tagged_model(model_id: str, spec: Mapping, files: Mapping[str, Path] | None
         model = open_clip.create_model(spec["arch"], pretrained=None, force_quick_gelu=bool(cfg.get("quick_gelu")))
     if files:
         open_clip.load_checkpoint(model, str(files["checkpoint"]))
+    return model, cfg
+
+
+def _tagged_model(model_id: str, spec: Mapping, files: Mapping[str, Path] | None):
+    import open_clip
+
+    model, cfg = _tagged_clip(spec, files)
     preprocess = open_clip.image_transform(model.visual.image_size, is_train=False, mean=cfg.get("mean"),
                                            std=cfg.get("std"), interpolation=cfg.get("interpolation"),
                                            resize_mode=cfg.get("resize_mode"))
@@ -95,12 +104,7 @@ def build_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] |
 
     if spec["arch"].startswith("hf-hub:"):
         return _hub_text_encoder(model_id, spec, files)
-    tag = spec["weights"].get("id")
-    cfg = open_clip.get_pretrained_cfg(spec["arch"], tag) if tag else {}
-    with seeded(spec):
-        model = open_clip.create_model(spec["arch"], pretrained=None, force_quick_gelu=bool(cfg.get("quick_gelu")))
-    if files:
-        open_clip.load_checkpoint(model, str(files["checkpoint"]))
+    model, _ = _tagged_clip(spec, files)
     model.eval()
     tokenizer = open_clip.get_tokenizer(spec["arch"])
 
@@ -118,14 +122,9 @@ def _hub_text_encoder(model_id: str, spec: Mapping, files: Mapping[str, Path] | 
     from open_clip.hf_model import HFTextEncoder
     from open_clip.tokenizer import HFTokenizer
 
-    text_cfg = spec.get("text_config")
-    if not text_cfg:
-        raise EncoderError(f"model '{model_id}': the registry has no text_config for its Hugging Face text tower")
-    if not files or "text_config" not in files or "text_vocab" not in files:
-        raise EncoderError(f"model '{model_id}': zero-shot needs the text tower's config.json and vocab.txt from "
-                           f"{text_cfg['hf_model_name']}, which results/weights/{model_id}.json does not list (made "
-                           f"by an older medprobe, or with local_weights while they were not cached); fetch them: "
-                           f"snakemake results/weights/{model_id}.json --forcerun fetch_weights --cores 1")
+    text_cfg = spec.get("text_config") or {}
+    text_cfg = text_tower_config(model_id, spec, files, ("text_config", "text_vocab"),
+                                 f"the text tower's config.json and vocab.txt from {text_cfg.get('hf_model_name')}")
     _check_hub_config(model_id, spec, files, "text")
     # config=None and pretrained=False: the architecture from the local config.json, without BERT's unused pooler
     # layer, exactly as open_clip builds it before loading a checkpoint

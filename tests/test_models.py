@@ -100,7 +100,7 @@ def test_llava_pads_to_square_with_the_mean_colour(registry):
     pad = encoder.transform.transforms[0]
     square = pad(Image.new("RGB", (400, 200), (0, 0, 0)))
     assert square.size == (400, 400)
-    assert square.getpixel((0, 0)) == (123, 117, 104)  # round(255 * OpenAI CLIP mean)
+    assert square.getpixel((0, 0)) == (122, 116, 104)  # LLaVA: tuple(int(x * 255) for x in image_mean)
     assert square.getpixel((200, 200)) == (0, 0, 0)
 
 

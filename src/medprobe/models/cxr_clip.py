@@ -42,7 +42,7 @@ def build(model_id: str, spec: Mapping, files: Mapping[str, Path] | None) -> Enc
     if files:
         # the release's .tar also pickles its training config: readable only with pickle, after fetch_weights
         # has recorded the file's sha256
-        state = read_state_dict(files["checkpoint"], allow_pickle=True)
+        state = read_state_dict(files["checkpoint"], foreign_objects=True)
         load_strict(model.image_encoder, select(state, "image_encoder.image_encoder."), f"model '{model_id}' Swin")
         load_strict(model.image_projection, select(state, "image_projection.projection."),
                     f"model '{model_id}' projection")

@@ -19,10 +19,12 @@ INTERPOLATION = {"nearest": InterpolationMode.NEAREST, "bilinear": Interpolation
 
 
 class PadToSquare:
-    """LLaVA's expand2square: centre the image on a square canvas filled with the normalisation mean."""
+    """LLaVA's expand2square: centre the image on a square canvas filled with the normalisation mean, the colour
+    truncated as LLaVA's process_images computes it, `tuple(int(x * 255) for x in image_mean)` (OpenAI CLIP's mean:
+    122, 116, 104), and the offset floored."""
 
     def __init__(self, mean):
-        self.fill = tuple(int(round(255 * m)) for m in mean)
+        self.fill = tuple(int(m * 255) for m in mean)
 
     def __call__(self, image: Image.Image) -> Image.Image:
         width, height = image.size
@@ -38,37 +40,64 @@ class PadToSquare:
 
 
 class LongSideResizePad:
-    """FLAIR: scale the long side to `size` (bilinear, antialiased), zero-pad right and bottom to size x size,
-    pixels in [0, 1] with no mean/std."""
+    """FLAIR's FLAIRModel.preprocess_image (jusiro/FLAIR@d6652d53389ff49e5f73efaccf4246e9de88d1a3,
+    flair/modeling/model.py L232-263): pixels as float32 / 255 with no mean/std; new size (int(h / s), int(w / s))
+    with s = max(h, w) / size (truncated, not rounded); the float tensor resized bilinearly (align_corners=False,
+    antialiased as that commit's torchvision Resize(antialias=True) does; FLAIR's 2023 code ran without antialiasing,
+    `antialias: false`); zero padding right and bottom to size x size."""
+
+    def __init__(self, size: int, antialias: bool = True):
+        self.size = size
+        self.antialias = antialias
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / np.float32(255.0))
+        pixels = pixels.permute(2, 0, 1).unsqueeze(0)
+        height, width = pixels.shape[-2:]
+        scale = max(height, width) / self.size
+        new_size = (int(height / scale), int(width / scale))
+        if new_size != (height, width):
+            pixels = torch.nn.functional.interpolate(pixels, size=new_size, mode="bilinear", align_corners=False,
+                                                     antialias=self.antialias)
+        pixels = torch.nn.functional.pad(pixels, (0, self.size - new_size[1], 0, self.size - new_size[0]))
+        return pixels[0].contiguous()
+
+    def describe(self) -> dict[str, Any]:
+        return {"size": self.size, "crop": "pad", "interpolation": "bilinear", "scale": [0.0, 1.0],
+                "antialias": self.antialias}
+
+
+class CenterCropFloor:
+    """A centre crop whose offset is floored, as transformers' image processors crop ((h - size) // 2); torchvision's
+    CenterCrop rounds it, which moves odd-margin crops by one pixel."""
 
     def __init__(self, size: int):
         self.size = size
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
+    def __call__(self, image: Image.Image) -> Image.Image:
         width, height = image.size
-        scale = self.size / max(width, height)
-        new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        resized = image.resize(new_size, Image.Resampling.BILINEAR)
-        canvas = np.zeros((self.size, self.size, 3), dtype=np.float32)
-        canvas[: new_size[1], : new_size[0]] = np.asarray(resized, dtype=np.float32) / 255.0
-        return torch.from_numpy(canvas).permute(2, 0, 1).contiguous()
+        if width < self.size or height < self.size:
+            return T.CenterCrop(self.size)(image)  # (not reached after a shortest-side resize to `size`)
+        left, top = (width - self.size) // 2, (height - self.size) // 2
+        return image.crop((left, top, left + self.size, top + self.size))
 
     def describe(self) -> dict[str, Any]:
-        return {"size": self.size, "crop": "pad", "interpolation": "bilinear", "scale": [0.0, 1.0]}
+        return {"size": self.size, "crop": "center", "crop_offset": "floor"}
 
 
 def build_transform(pre: Mapping[str, Any]):
     """The registry's preprocessing as a transform of a PIL RGB image."""
     crop = pre.get("crop", "center")
     if crop == "pad":
-        return LongSideResizePad(int(pre["size"]))
+        return LongSideResizePad(int(pre["size"]), antialias=bool(pre.get("antialias", True)))
     steps = []
     if pre.get("pad_to_square"):
         steps.append(PadToSquare(pre["mean"]))
     interpolation = INTERPOLATION[pre.get("interpolation", "bicubic")]
     steps.append(T.Resize(int(pre.get("resize", pre["size"])), interpolation=interpolation))
     if crop == "center":
-        steps.append(T.CenterCrop(int(pre["size"])))
+        floor = pre.get("crop_offset", "round") == "floor"
+        steps.append(CenterCropFloor(int(pre["size"])) if floor else T.CenterCrop(int(pre["size"])))
     steps.append(T.ToTensor())
     if "mean" in pre:
         steps.append(T.Normalize(pre["mean"], pre["std"]))

@@ -27,6 +27,9 @@ ENVS = {
     # s2wrapper (bfshi/scaling_on_scales) ships on PyPI as scaling-on-scales, its code identical to upstream HEAD
     "llava": (["transformers==4.36.2", "tokenizers==0.15.0", "einops==0.8.1"],
               ["llava-torch==1.2.2.post1", "scaling-on-scales==0.1.0"]),
+    # CONCH's code: PyPI conch-fork 0.1.0, whose conch/ is identical to mahmoodlab/CONCH at 141cc09c (and every commit
+    # since 3a919e39); its dependencies (timm, transformers, torch) come from the host
+    "conch": ([], ["conch-fork==0.1.0"]),
     # the library version CXR-CLIP's checkpoints were written with, and omegaconf for the config they pickle
     "transformers426": (["transformers==4.26.1", "omegaconf==2.3.0"], []),
 }
@@ -51,7 +54,8 @@ def oracle_python(name: str) -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(folder)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run(pip + requirements, check=True)
+    if requirements:
+        subprocess.run(pip + requirements, check=True)
     if no_deps:
         subprocess.run(pip + ["--no-deps"] + no_deps, check=True)
     # after pip: the host's packages (torch) are found last, behind the environment's own

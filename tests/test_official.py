@@ -1,0 +1,383 @@
+"""Differential tests: every registry entry against its official implementation (`python -m pytest -m official`).
+
+For each model the official code builds the release with a fixed seed and writes it in the release's own layout
+(tests/official/publish.py); a local stand-in for huggingface.co and download.pytorch.org serves it, and the
+libraries' own download code (huggingface_hub, torch.hub) puts it into a user's caches exactly as a real download
+does. Then, with the hub offline, the official code loads it and extracts features from real demo images of
+different sizes and modes (tests/official/oracle.py), and medprobe does what the workflow does for a user whose
+weights are already there: fetch_weights (which must not touch the network), embed (tests/official/medprobe_side.py).
+Pass: the same dimension, and max |difference| <= 1e-4 (fp32, CPU) for the preprocessed tensors and the features.
+
+Where the official code is not installable (FLAIR, CXR-CLIP's model wrapper, LLM2CLIP's remote code, LLaVA's S2
+tower glue), the oracle is the library calls that code makes, step by step, with the repository, commit and lines
+cited in oracle.py and in the registry's `official` entry. Official code that needs other library versions runs in
+isolated environments the tests build themselves from PyPI (tests/oracle_envs.py): llava-torch with transformers
+4.36.2, CONCH (conch-fork), transformers 4.26.1 for CXR-CLIP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DEMO, REPO
+from hub import LocalHub, hf_download, torch_hub_download
+from oracle_envs import oracle_python
+
+from medprobe.registry import load_models
+
+pytestmark = pytest.mark.official
+
+SCRIPTS = Path(__file__).parent / "official"
+TOLERANCE = 1e-4
+REGISTRY = load_models(REPO / "config" / "models.yaml")
+SLOW = {"openclip_vit_bigg14"}  # 2.5 B parameters: a 10 GB checkpoint written, served and read three times
+
+# real demo images of different sizes and modes: a square JPEG, a small landscape JPEG, a large portrait JPEG, and a
+# non-square grayscale PNG made from a demo JPEG
+IMAGES = [("brain_mr/glioma_tumor/gg (1).jpg", None), ("brain_mr/no_tumor/image (11).jpg", None),
+          ("brain_mr/pituitary_tumor/p (132).jpg", None), ("brain_mr/no_tumor/image (34).jpg", "L")]
+S2_IMAGES = IMAGES[1::2]  # S2 runs the tower 14 times per image: one landscape RGB, one portrait grayscale
+
+
+@dataclass
+class World:
+    root: Path
+    hub: LocalHub
+    weights_dir: Path
+    published: dict = field(default_factory=dict)
+
+    @property
+    def hf_home(self) -> Path:
+        return self.weights_dir / "huggingface"  # medprobe.weights.cache_env(weights_dir)
+
+    @property
+    def torch_home(self) -> Path:
+        return self.weights_dir / "torch"
+
+    def images(self, which=IMAGES, name="images") -> Path:
+        folder = self.root / name / "all"
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            for relative, mode in which:
+                image = Image.open(DEMO / relative)
+                target = folder / Path(relative).name
+                if mode:
+                    target = target.with_name(f"gray {target.stem}.png")
+                    image.convert(mode).save(target)
+                else:
+                    target.write_bytes((DEMO / relative).read_bytes())
+        return folder.parent
+
+
+def commit_of(repo: str) -> str:
+    """The commit the local hub serves a repository at: the registry's pin where it has one."""
+    for spec in REGISTRY.values():
+        pinned = (spec["weights"].get("revisions") or {}).get(repo)
+        if pinned:
+            return pinned
+    return hashlib.sha1(repo.encode()).hexdigest()
+
+
+def env(world: World, **extra) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items()
+            if not k.startswith(("HF_", "HUGGING", "TRANSFORMERS_", "TORCH_HOME", "MEDPROBE_"))}
+    return {**keep, "HF_HOME": str(world.hf_home), "TORCH_HOME": str(world.torch_home), "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONDONTWRITEBYTECODE": "1", **extra}
+
+
+def run(python, script: str, args: list[str], environment: dict, timeout: int = 2400) -> None:
+    result = subprocess.run([str(python), str(SCRIPTS / script), *args], env=environment, capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode:
+        raise AssertionError(f"{script} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-8000:]}")
+
+
+def write_job(world: World, name: str, job: dict) -> Path:
+    path = world.root / "jobs" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(job, default=str))
+    return path
+
+
+def publish(world: World, name: str, kind: str, job: dict, python=sys.executable) -> dict:
+    """The release written by the official code, registered with the local hub (once per name)."""
+    if name in world.published:
+        return world.published[name]
+    out = world.root / "releases" / name
+    run(python, "publish.py", [kind, str(write_job(world, f"publish-{name}", {**job, "out": str(out)}))],
+        env(world))
+    release = json.loads((out / "release.json").read_text())
+    for repo, files in release.get("repos", {}).items():
+        for file_name, path in files.items():
+            world.hub.add_file(repo, file_name, path=Path(path), commit=commit_of(repo))
+    for file_name, path in release.get("plain", {}).items():
+        world.hub.add_plain(file_name, path=Path(path))
+    world.published[name] = release
+    return release
+
+
+def download(world: World, repo: str, *names: str) -> None:
+    """What `hf download <repo> <names>` leaves in the user's HF_HOME."""
+    for name in names or sorted(world.hub.repos[repo].files):
+        hf_download(world.hub, repo, name, world.hf_home)
+
+
+def oracle(world: World, name: str, kind: str, job: dict, python=sys.executable, images=IMAGES) -> dict:
+    folder = world.images(images, "images" if images is IMAGES else f"images-{len(images)}")
+    paths = sorted(str(p) for p in (folder / "all").iterdir())
+    out = world.root / "results" / f"{name}.official.npz"
+    run(python, "oracle.py", [kind, str(write_job(world, f"oracle-{name}", {**job, "images": paths,
+                                                                            "out": str(out)}))], env(world))
+    return dict(np.load(out))
+
+
+def medprobe(world: World, name: str, model_id: str, spec: dict | None = None, *, local_weights=None,
+             images=IMAGES) -> tuple[dict, dict]:
+    """medprobe's features for a user with the files already downloaded: fetch_weights runs against the live local
+    hub (HF_ENDPOINT set, not offline) and must not ask it anything; embed runs offline."""
+    folder = world.images(images, "images" if images is IMAGES else f"images-{len(images)}")
+    out = world.root / "results" / f"{name}.medprobe.npz"
+    job = {"model": model_id, "spec": spec or REGISTRY[model_id], "images": str(folder), "out": str(out),
+           "weights_dir": str(world.weights_dir), "local_weights": str(local_weights) if local_weights else None}
+    asked = len(world.hub.requests)
+    environment = env(world, HF_ENDPOINT=world.hub.url)
+    del environment["HF_HUB_OFFLINE"], environment["TRANSFORMERS_OFFLINE"]
+    run(sys.executable, "medprobe_side.py", [str(write_job(world, f"medprobe-{name}", job))], environment)
+    assert world.hub.requests[asked:] == [], "fetch_weights asked the hub although every file was cached"
+    return dict(np.load(out)), json.loads(Path(str(out) + ".record.json").read_text())
+
+
+def assert_same(official: dict, ours: dict, what: str) -> dict[str, float]:
+    order_a, order_b = np.argsort(official["names"]), np.argsort(ours["names"])
+    assert list(official["names"][order_a]) == list(ours["names"][order_b])
+    figures = {}
+    for key in ("pixels", "features"):
+        a, b = official[key][order_a], ours[key][order_b]
+        assert a.shape == b.shape, f"{what}: {key} shape {b.shape}, official {a.shape}"
+        figures[key] = float(np.abs(a - b).max())
+        assert np.isfinite(b).all()
+        assert figures[key] <= TOLERANCE, f"{what}: {key} max |diff| {figures[key]:.3g} > {TOLERANCE}"
+    assert np.abs(official["features"][order_a]).max() > 1e-3  # the comparison is not between zeros
+    print(f"{what}: dim {ours['features'].shape[1]}, max |diff| pixels {figures['pixels']:.2e}, "
+          f"features {figures['features']:.2e}")
+    return figures
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("official")
+    hub = LocalHub(root / "hub")
+    with hub.running():
+        yield World(root, hub, root / "weights")
+
+
+# ---------------------------------------------------------------- the cases, one per kind of release
+
+
+def open_clip_tag(world: World, model_id: str):
+    spec = REGISTRY[model_id]
+    job = {"arch": spec["arch"], "tag": spec["weights"]["id"], "seed": 11}
+    release = publish(world, model_id, "open_clip_tag", job)
+    for repo in release["repos"]:
+        download(world, repo)
+    official = oracle(world, model_id, "open_clip_tag", job)
+    ours, record = medprobe(world, model_id, model_id)
+    checkpoint = record["record"]["files"]["checkpoint"]
+    assert checkpoint["path"].endswith("open_clip_model.safetensors")  # the snapshot's name, not the blob's hash
+    assert checkpoint["revision"] == commit_of(checkpoint["repo"])
+    assert_same(official, ours, model_id)
+
+
+BIOMEDCLIP_CONFIG = {  # open_clip_config.json on main (huggingface.co blame page, 707 bytes)
+    "model_cfg": {"embed_dim": 512,
+                  "vision_cfg": {"timm_model_name": "vit_base_patch16_224", "timm_model_pretrained": False,
+                                 "timm_pool": "", "timm_proj": "linear", "image_size": 224},
+                  "text_cfg": {"hf_model_name": "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",
+                               "hf_tokenizer_name": "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",
+                               "hf_proj_type": "mlp", "hf_pooler_type": "cls_last_hidden_state_pooler",
+                               "context_length": 256}},
+    "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}}
+
+
+def biomedclip(world: World, model_id: str):
+    spec = REGISTRY[model_id]
+    repo, bert = spec["arch"].removeprefix("hf-hub:"), spec["text_config"]["hf_model_name"]
+    publish(world, model_id, "biomedclip", {"repo": repo, "bert_repo": bert, "seed": 12,
+                                            "open_clip_config": BIOMEDCLIP_CONFIG})
+    download(world, repo)
+    download(world, bert)
+    official = oracle(world, model_id, "open_clip_hub", {"repo": repo})
+    ours, record = medprobe(world, model_id, model_id)
+    assert {"text_config", "text_vocab"} <= set(record["record"]["files"])
+    assert_same(official, ours, model_id)
+
+
+def torchvision_model(world: World, model_id: str):
+    spec = REGISTRY[model_id]
+    cut = {"resnet50": "fc", "vgg16": "classifier[:5]", "vit_l_16": "heads"}[spec["arch"]]
+    legacy = spec["arch"] == "vgg16"  # vgg16-397923af.pth dates from 2017: the pickle format before torch 1.6
+    release = publish(world, model_id, "torchvision_weights", {"arch": spec["arch"], "weights": spec["weights"]["id"],
+                                                                "seed": 13, "legacy": legacy})
+    for name in release["plain"]:
+        torch_hub_download(world.hub, name, world.torch_home)
+    official = oracle(world, model_id, "torchvision_weights", {"arch": spec["arch"], "weights": spec["weights"]["id"],
+                                                                "cut": cut})
+    ours, _ = medprobe(world, model_id, model_id)
+    assert_same(official, ours, model_id)
+
+
+UNI_CONFIG = {  # MahmoodLab/UNI config.json (as copied in clemsgrs/slide2vec@590cae0d slide2vec/models/models.py)
+    "architecture": "vit_large_patch16_224", "patch_size": 16, "img_size": 224, "init_values": 1.0,
+    "num_classes": 0, "num_features": 1024, "global_pool": "token", "dynamic_img_size": True,
+    "pretrained_cfg": {"tag": "uni_mass100k", "custom_load": True, "crop_pct": 1, "input_size": [3, 224, 224],
+                       "fixed_input_size": False, "interpolation": "bilinear", "mean": [0.485, 0.456, 0.406],
+                       "std": [0.229, 0.224, 0.225], "num_classes": 0, "first_conv": "patch_embed.proj",
+                       "classifier": "head"}}
+
+
+def uni(world: World, model_id: str):
+    repo = REGISTRY[model_id]["weights"]["id"]
+    publish(world, model_id, "uni", {"repo": repo, "seed": 14, "hub_config": UNI_CONFIG})
+    download(world, repo)
+    official = oracle(world, model_id, "timm_hub", {"repo": repo})
+    ours, _ = medprobe(world, model_id, model_id)
+    assert_same(official, ours, model_id)
+
+
+def flair(world: World, model_id: str):
+    spec = REGISTRY[model_id]
+    repo, bert = spec["weights"]["id"], spec["text_config"]["hf_model_name"]
+    release = publish(world, model_id, "flair", {"repo": repo, "bert_repo": bert, "seed": 15})
+    download(world, repo)
+    download(world, bert)
+    snapshot = world.hf_home / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / commit_of(repo)
+    official = oracle(world, model_id, "flair", {"checkpoint": str(snapshot / "model.safetensors")})
+    ours, _ = medprobe(world, model_id, model_id)
+    assert_same(official, ours, f"{model_id} (Hugging Face model.safetensors)")
+    legacy = release["local"]["flair_resnet.pth"]  # the Google Drive file, set as local_weights.flair
+    official = oracle(world, f"{model_id}-pth", "flair", {"checkpoint": legacy})
+    ours, _ = medprobe(world, f"{model_id}-pth", model_id, local_weights=legacy)
+    assert_same(official, ours, f"{model_id} (flair_resnet.pth as local_weights)")
+
+
+def clip_tower(world: World) -> str:
+    """openai/clip-vit-large-patch14-336, written by transformers 4.36 (the LLaVA era), in the user's cache."""
+    repo = REGISTRY["llava"]["arch"]
+    publish(world, "clip-vit-large-patch14-336", "clip_tower", {"repo": repo, "seed": 16}, oracle_python("llava"))
+    download(world, repo)
+    return repo
+
+
+def llm2clip(world: World, model_id: str):
+    spec = REGISTRY[model_id]
+    processor_repo = clip_tower(world)
+    repo = spec["weights"]["id"]
+    publish(world, model_id, "llm2clip", {"repo": repo, "seed": 17})
+    download(world, repo)
+    official = oracle(world, model_id, "clip_vision_with_projection", {"repo": repo, "processor_repo": processor_repo})
+    ours, _ = medprobe(world, model_id, model_id)
+    assert_same(official, ours, model_id)
+
+
+LLAVA_RELEASES = {  # the config.json keys of each release (README copies cited in config/models.yaml)
+    "llava": dict(llm="llama", safetensors=False, max_shard_size="200MB", config=dict(
+        mm_vision_tower="openai/clip-vit-large-patch14-336", mm_hidden_size=1024, mm_projector_type="mlp2x_gelu",
+        mm_vision_select_layer=-2, mm_vision_select_feature="patch", image_aspect_ratio="pad",
+        unfreeze_mm_vision_tower=False, tune_mm_mlp_adapter=False, mm_use_im_start_end=False)),
+    "llava_med": dict(llm="mistral", safetensors=True, max_shard_size="100MB", embedded_tower=True, config=dict(
+        mm_vision_tower="openai/clip-vit-large-patch14-336", mm_hidden_size=1024, mm_projector_type="mlp2x_gelu",
+        mm_vision_select_layer=-2, mm_vision_select_feature="patch", image_aspect_ratio="pad",
+        mm_use_im_start_end=False)),
+    "llava_med_pp": dict(llm="llama", safetensors=True, max_shard_size="150MB", config=dict(
+        mm_vision_tower="openai/clip-vit-large-patch14-336", s2=True, s2_scales="336,672,1008",
+        mm_hidden_size=3072, mm_projector_type="mlp2x_gelu", mm_vision_select_layer=-2,
+        mm_vision_select_feature="patch", image_aspect_ratio="pad", mm_use_im_start_end=False)),
+}
+
+
+def llava(world: World, model_id: str):
+    spec = REGISTRY[model_id]
+    clip_tower(world)
+    release = LLAVA_RELEASES[model_id]
+    repo = spec["weights"]["id"]
+    python = oracle_python("llava")
+    publish(world, model_id, "llava_checkpoint", {**release, "repo": repo, "seed": 18}, python)
+    download(world, repo)
+    images = S2_IMAGES if release["config"].get("s2") else IMAGES
+    official = oracle(world, model_id, "llava", {"repo": repo, "llm": release["llm"]}, python, images=images)
+    ours, record = medprobe(world, model_id, model_id, images=images)
+    shards = [role for role in record["record"]["files"] if role.startswith("shard_")]
+    assert shards and len(shards) < len([n for n in world.hub.repos[repo].files if "-of-" in n])  # only projector's
+    assert_same(official, ours, model_id)
+
+
+def conch(world: World, model_id: str):
+    repo = REGISTRY[model_id]["weights"]["id"]
+    python = oracle_python("conch")
+    publish(world, model_id, "conch", {"repo": repo, "seed": 19}, python)
+    download(world, repo)
+    official = oracle(world, model_id, "conch", {"repo": repo}, python)
+    ours, record = medprobe(world, model_id, model_id)
+    assert "text_tokenizer" in record["record"]["missing"]  # not downloadable here: image embedding went on
+    assert_same(official, ours, model_id)
+
+
+def cxr_clip(world: World, model_id: str):
+    python = oracle_python("transformers426")
+    release = publish(world, model_id, "cxr_clip", {"seed": 20}, python)
+    checkpoint = release["local"]["swint_mcc.tar"]
+    official = oracle(world, model_id, "cxr_clip", {"checkpoint": checkpoint}, python)
+    ours, _ = medprobe(world, model_id, model_id, local_weights=checkpoint)
+    assert_same(official, ours, f"{model_id} (local_weights)")
+
+
+def random_open_clip(world: World, model_id: str):
+    spec = REGISTRY[model_id]
+    official = oracle(world, model_id, "open_clip_random", {"arch": spec["arch"], "seed": spec["weights"]["seed"]})
+    assert_same(official, medprobe(world, model_id, model_id)[0], model_id)
+
+
+def random_timm(world: World, model_id: str):
+    spec = REGISTRY[model_id]
+    official = oracle(world, model_id, "timm_random", {"arch": spec["arch"], "seed": spec["weights"]["seed"]})
+    assert_same(official, medprobe(world, model_id, model_id)[0], model_id)
+
+
+def pixels(world: World, model_id: str):
+    assert_same(oracle(world, model_id, "pixels", {}), medprobe(world, model_id, model_id)[0], model_id)
+
+
+CASES = {
+    "pixels": pixels, "resnet50_random": random_timm, "clip_vit_b16_random": random_open_clip,
+    "biomedclip": biomedclip, "llava_med": llava, "llava_med_pp": llava, "cxr_clip": cxr_clip, "conch": conch,
+    "uni": uni, "flair": flair, "clip_vit_b16": open_clip_tag, "openclip_vit_h14": open_clip_tag,
+    "openclip_vit_bigg14": open_clip_tag, "eva02_l14_336": open_clip_tag, "llava": llava,
+    "llm2clip_l14_336": llm2clip, "vgg16": torchvision_model, "resnet50": torchvision_model,
+    "vit_l_16": torchvision_model,
+}
+
+
+def test_every_registry_entry_has_an_official_check():
+    assert set(CASES) == set(REGISTRY), "add a case for each new registry entry (and its `official` entry)"
+    for model_id, spec in REGISTRY.items():
+        official = spec.get("official")
+        assert official, f"{model_id}: the registry entry does not name its official implementation"
+        if official["oracle"] == "source":
+            assert official.get("sources"), f"{model_id}: a source-derived check must name its source"
+
+
+@pytest.mark.parametrize("model_id", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m
+                                      for m in REGISTRY])
+def test_official_implementation(model_id, world):
+    CASES[model_id](world, model_id)

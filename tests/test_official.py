@@ -317,8 +317,10 @@ def llava(world: World, model_id: str):
     images = S2_IMAGES if release["config"].get("s2") else IMAGES
     official = oracle(world, model_id, "llava", {"repo": repo, "llm": release["llm"]}, python, images=images)
     ours, record = medprobe(world, model_id, model_id, images=images)
-    shards = [role for role in record["record"]["files"] if role.startswith("shard_")]
-    assert shards and len(shards) < len([n for n in world.hub.repos[repo].files if "-of-" in n])  # only projector's
+    index = next(json.loads(Path(p).read_text())["weight_map"] for n, p in world.published[model_id]["repos"][repo].items()
+                 if n.endswith(".index.json"))
+    read = {Path(e["path"]).name for role, e in record["record"]["files"].items() if role.startswith("shard_")}
+    assert read == {shard for key, shard in index.items() if "mm_projector" in key}  # nothing else of the LLM
     assert_same(official, ours, model_id)
 
 

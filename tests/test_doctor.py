@@ -46,9 +46,18 @@ def caches(tmp_path, monkeypatch):
     return SimpleNamespace(hf=tmp_path / "hf", torch=tmp_path / "torch")
 
 
-def fake_hub_file(hub_cache, repo, filename, data=b"weights"):
+def pinned(repo):
+    """The commit the registry pins a repository to (what a download of the release leaves in the cache)."""
+    models = load_workflow_registries(load_config(config_files(())))[0]
+    for spec in models.values():
+        if repo in (spec["weights"].get("revisions") or {}):
+            return spec["weights"]["revisions"][repo]
+    return "0123456789abcdef0123456789abcdef01234567"
+
+
+def fake_hub_file(hub_cache, repo, filename, data=b"weights", commit=None):
     """A file laid out as huggingface_hub caches it: refs/main -> snapshots/<commit>/<filename>."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
+    commit = commit or pinned(repo)
     folder = hub_cache / f"models--{repo.replace('/', '--')}"
     (folder / "refs").mkdir(parents=True, exist_ok=True)
     (folder / "refs" / "main").write_text(commit)
@@ -102,7 +111,8 @@ def test_config_files_come_after_the_embedded_default_and_later_ones_win(tmp_pat
     assert files == [repo / "config" / "demo.yaml", first, second]
     config = load_config(files)
     assert config["models"] == ["pixels"] and config["datasets"] == ["brainmr_demo", "busi_demo"]
-    assert config["embed"] == {"device": "cpu", "threads": 1, "max_failed": 0, "amp": "auto", "jpeg_draft": True}
+    assert config["embed"] == {"device": "cpu", "threads": 1, "max_failed": 0, "amp": "off", "jpeg_draft": False,
+                               "channels_last": False}
     assert config_files([first], replace=True) == [first]
 
 
@@ -168,10 +178,19 @@ def test_hub_model_not_cached_then_cached(caches, tmp_path):
     assert huggingface_hub.constants.HF_HUB_CACHE == hub_cache  # restored: the session's hub settings are untouched
     assert before.status == WARN and before.item == "flair" and "jusiro2/FLAIR" in before.detail
     assert "snakemake results/weights/flair.json" in before.next_step and "local_weights.flair" in before.next_step
+    snapshot = "snapshots/5f6bdd0a068353dc41a896ba3abdd7c0f6d35938/model.safetensors"  # the registry's pin
+    assert f"models--jusiro2--FLAIR/{snapshot}" in before.detail  # where the missing file goes
+    other = fake_hub_file(caches.hf / "hub", "jusiro2/FLAIR", "model.safetensors", commit="ab" * 20)
+    with offline_caches(None):  # another commit of the repository is not the pinned release
+        elsewhere = model_weights_check("flair", models["flair"])
+    assert elsewhere.status == WARN and "the cache has it at commit " + "ab" * 20 in elsewhere.detail
+    assert "weights.revisions.jusiro2/FLAIR" in elsewhere.detail
+    shutil.rmtree(other.parents[2])
     fake_hub_file(caches.hf / "hub", "jusiro2/FLAIR", "model.safetensors")
-    with offline_caches(None):  # the checkpoint alone is not enough: the text tower's files are missing
+    with offline_caches(None):  # the image tower is there; zero-shot's text tower files are not
         partial = model_weights_check("flair", models["flair"])
-    assert partial.status == WARN and "Bio_ClinicalBERT" in partial.detail
+    assert partial.status == WARN and "image embedding can run" in partial.detail
+    assert "emilyalsentzer/Bio_ClinicalBERT" in partial.detail and "vocab.txt" in partial.detail
     fake_flair(caches.hf / "hub")
     with offline_caches(None):
         after = model_weights_check("flair", models["flair"])

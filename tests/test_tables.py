@@ -59,3 +59,27 @@ def test_markdown_groups_rows_and_keeps_notes():
     assert lines[0].startswith("| group | model | BrainMR accuracy")
     assert lines[2].startswith("| Non-medical | CLIP") and lines[3].startswith("|  | VGG16")
     assert text.rstrip().endswith("- a note")
+
+
+def test_notes_say_how_embeddings_were_made_and_which_weights():
+    from medprobe.tables import provenance_notes
+
+    models = {"uni": {"name": "UNI"}, "resnet50": {"name": "ResNet50"}}
+    records = [
+        {"model_id": "uni", "files": {
+            "checkpoint": {"path": "/c/models--MahmoodLab--UNI/snapshots/b55a5ec6cade/pytorch_model.bin",
+                           "sha256": "1" * 64, "repo": "MahmoodLab/UNI", "revision": "b55a5ec6cade1a39edfe6534189a9b8"},
+            "text_vocab": {"path": "/c/vocab.txt", "sha256": "2" * 64, "repo": "x/y", "revision": "f" * 40}}},
+        {"model_id": "resnet50", "files": {"checkpoint": {
+            "path": "/t/hub/checkpoints/resnet50-0676ba61.pth", "sha256": "0676ba61" + "0" * 56,
+            "url": "https://download.pytorch.org/models/resnet50-0676ba61.pth"}}},
+        {"model_id": "other", "files": {}}]
+    exact = [{"model_id": "uni", "dataset_id": "brainmr", "extraction_mode": "exact"},
+             {"model_id": "resnet50", "dataset_id": "brainmr", "extraction_mode": "exact"}]
+    notes = provenance_notes(records, exact, models)
+    assert notes[0].startswith("Embeddings: exact") and "all 2 files" in notes[0]
+    assert "UNI: MahmoodLab/UNI@b55a5ec6cade" in notes[1] and "x/y" not in notes[1]  # text files are not the tower's
+    assert "ResNet50: https://download.pytorch.org/models/resnet50-0676ba61.pth (sha256 0676ba610000)" in notes[1]
+    fast = [exact[0], {**exact[1], "extraction_mode": "fast (bf16 autocast, channels_last)"}]
+    assert provenance_notes([], fast, models) == [
+        "Embeddings: exact for UNI/brainmr; fast (bf16 autocast, channels_last) for ResNet50/brainmr."]

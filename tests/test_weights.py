@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
 from medprobe.errors import EncoderError
 from medprobe.models import build_encoder
 from medprobe.registry import load_models
-from medprobe.weights import fetch_weights, hf_file, is_cached, read_record, record_paths
+from medprobe.weights import RECORD_VERSION, fetch_weights, hf_file, is_cached, read_record, record_paths
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +133,8 @@ def write_llava_release(released, tmp, spec, **config_overrides):
               "image_aspect_ratio": "pad", **config_overrides}
     (tmp / "config.json").write_text(json.dumps(config))
     return {"tower_config": tmp / "tower_config.json", "tower": tmp / "model.safetensors",
-            "config": tmp / "config.json", "projector_0": tmp / "model-00001-of-00002.safetensors",
-            "projector_1": tmp / "pytorch_model-00002-of-00002.bin"}
+            "config": tmp / "config.json", "shard_0": tmp / "model-00001-of-00002.safetensors",
+            "shard_1": tmp / "pytorch_model-00002-of-00002.bin"}
 
 
 def test_llava_reads_tower_and_projector_only(registry, tmp_path):
@@ -145,7 +146,7 @@ def test_llava_refuses_a_config_it_cannot_reproduce(registry, tmp_path):
     spec = tiny_llava(registry["llava_med_pp"])
     released = build_encoder("llava_med_pp", {**spec, "weights": {"source": "random", "seed": 1}})
     files = write_llava_release(released, tmp_path, spec, s2=True, mm_hidden_size=192)
-    with pytest.raises(EncoderError, match="S2 multi-scale") as err:
+    with pytest.raises(EncoderError, match="s2 is True but the registry's arch_config has no s2_scales") as err:
         build_encoder("llava_med_pp", spec, files)
     assert "mm_hidden_size is 192" in str(err.value)
 
@@ -414,7 +415,7 @@ def test_conch_zero_shot_meets_the_text_after_the_image_projection(registry, rep
     state = {f"text.{k}": v for k, v in reference.module.state_dict().items()}
     torch.save({**state, "visual.proj_contrast": projection}, tmp_path / "pytorch_model.bin")
     record = tmp_path / "conch.json"
-    record.write_text(json.dumps({"model": "conch", "files": {
+    record.write_text(json.dumps({"record_version": RECORD_VERSION, "model": "conch", "files": {
         role: {"path": str(path), "bytes": path.stat().st_size}
         for role, path in (("checkpoint", tmp_path / "pytorch_model.bin"), ("text_tokenizer", tokenizer_file))}}))
 
@@ -502,3 +503,170 @@ def test_zero_shot_refuses_a_feature_point_outside_the_text_space(registry, repo
     with pytest.raises(EncoderError, match="768-d.*512-d space"):
         run_zeroshot(emb, tmp_path / "split.tsv", None, tmp_path / "z.tsv", dataset_id="busi_demo",
                      model_id="clip_vit_b16_random", model_spec=spec, dataset_spec=dataset)
+
+
+# ---------------------------------------------------------------- what the official code showed (fast unit checks)
+
+
+def hf_cache_file(root: Path, repo: str, commit: str, name: str, writer) -> Path:
+    """A file laid out as huggingface_hub lays it out: snapshots/<commit>/<name> -> ../../blobs/<sha256>."""
+    import hashlib
+
+    folder = root / f"models--{repo.replace('/', '--')}"
+    (folder / "blobs").mkdir(parents=True, exist_ok=True)
+    tmp = folder / "blobs" / "incoming"
+    writer(tmp)
+    blob = folder / "blobs" / hashlib.sha256(tmp.read_bytes()).hexdigest()
+    tmp.rename(blob)
+    link = folder / "snapshots" / commit / name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(Path("..") / ".." / "blobs" / blob.name)
+    return link
+
+
+def test_checkpoint_format_is_read_from_the_bytes_not_the_name(tmp_path):
+    from medprobe.models.checkpoints import SAFETENSORS, TORCH_LEGACY, TORCH_ZIP, checkpoint_format, read_state_dict
+
+    state = {"w": torch.arange(6.0).reshape(2, 3)}
+    link = hf_cache_file(tmp_path, "org/m", "c" * 40, "model.safetensors", lambda p: save_file(state, str(p)))
+    blob = link.resolve()
+    assert blob.suffix == "" and checkpoint_format(blob) == SAFETENSORS  # a blob has no suffix
+    torch.testing.assert_close(read_state_dict(blob)["w"], state["w"])
+    torch.save(state, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)  # torchvision's 2017 files
+    torch.save(state, tmp_path / "zip.bin")
+    assert checkpoint_format(tmp_path / "legacy.pth") == TORCH_LEGACY
+    assert checkpoint_format(tmp_path / "zip.bin") == TORCH_ZIP
+    torch.testing.assert_close(read_state_dict(tmp_path / "legacy.pth")["w"], state["w"])
+    (tmp_path / "page.html").write_text("<html>rate limited</html>")
+    with pytest.raises(EncoderError, match="page.html: not a checkpoint"):
+        read_state_dict(tmp_path / "page.html")
+
+
+def test_fetch_record_keeps_the_snapshot_name_and_its_commit(registry, tmp_path, monkeypatch):
+    from medprobe import weights
+
+    commit = registry["uni"]["weights"]["revisions"]["MahmoodLab/UNI"]
+    link = hf_cache_file(tmp_path, "MahmoodLab/UNI", commit, "pytorch_model.bin",
+                         lambda p: torch.save({"w": torch.ones(1)}, p))
+    monkeypatch.setattr(weights, "hf_file", lambda model_id, repo, name, revision=None, offline=False: link)
+    record = fetch_weights("uni", registry["uni"], tmp_path / "uni.json", offline=True)
+    entry = record["files"]["checkpoint"]
+    assert entry["path"].endswith(f"snapshots/{commit}/pytorch_model.bin")
+    assert entry["repo"] == "MahmoodLab/UNI" and entry["revision"] == commit
+
+
+class OmegaLike:  # stands for omegaconf's containers, which CXR-CLIP pickles beside its weights
+    def __init__(self, content):
+        self._content = content
+
+    def __getstate__(self):
+        return {"_content": self._content, "_parent": None}
+
+
+def test_foreign_objects_are_read_as_inert_placeholders(tmp_path, monkeypatch):
+    from medprobe.models.checkpoints import read_state_dict
+
+    OmegaLike.__module__ = "omegaconf.listconfig"
+    OmegaLike.__qualname__ = "ListConfig"
+    import sys
+    import types
+
+    package, fake = types.ModuleType("omegaconf"), types.ModuleType("omegaconf.listconfig")
+    fake.ListConfig, package.listconfig = OmegaLike, fake
+    monkeypatch.setitem(sys.modules, "omegaconf", package)
+    monkeypatch.setitem(sys.modules, "omegaconf.listconfig", fake)
+    torch.save({"model": {"image_encoder.w": torch.ones(2)}, "config": {"scale": OmegaLike([0.8, 1.1])},
+                "train_loss": torch.tensor(1.0)}, tmp_path / "swint_mcc.tar")
+    monkeypatch.delitem(sys.modules, "omegaconf.listconfig")  # as on a machine without omegaconf
+    monkeypatch.delitem(sys.modules, "omegaconf")
+    with pytest.raises(EncoderError, match="omegaconf.listconfig.ListConfig"):
+        read_state_dict(tmp_path / "swint_mcc.tar")
+    state = read_state_dict(tmp_path / "swint_mcc.tar", foreign_objects=True)
+    assert list(state) == ["image_encoder.w"]
+
+
+def test_text_tower_files_never_block_image_embedding(registry, tmp_path, monkeypatch):
+    from medprobe import weights
+
+    def hf_file(model_id, repo, name, revision=None, offline=False):
+        if repo == "MahmoodLab/conch":
+            return tmp_path / name
+        raise AssertionError("only CONCH's own repository")
+
+    def no_tokenizer(model_id, url, offline=False, **kw):
+        raise weights.NotCached(f"model '{model_id}': {url} is not downloaded")
+
+    monkeypatch.setattr(weights, "hf_file", hf_file)
+    monkeypatch.setattr(weights, "url_file", no_tokenizer)
+    missing = {}
+    found = weights.resolve_files("conch", registry["conch"], offline=True, missing=missing)
+    assert found == {"checkpoint": tmp_path / "pytorch_model.bin"} and list(missing) == ["text_tokenizer"]
+    assert weights.is_cached("conch", registry["conch"])
+    listed = weights.missing_files("conch", registry["conch"])
+    assert [(wf.role, wf.text) for wf, _ in listed] == [("text_tokenizer", True)]
+
+
+def test_llava_linear_projector_is_a_bare_linear():
+    from medprobe.models.llava_family import build_projector
+
+    assert set(build_projector("linear", 8, 4).state_dict()) == {"weight", "bias"}  # mm_projector.weight
+    assert set(build_projector("mlp2x_gelu", 8, 4).state_dict()) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert build_projector("identity", 8, 8).state_dict() == {}
+
+
+def test_llava_follows_the_checkpoints_aspect_ratio_and_unfrozen_tower(registry, tmp_path):
+    spec = tiny_llava(registry["llava"])
+    released = build_encoder("llava", {**spec, "weights": {"source": "random", "seed": 3}})
+    files = write_llava_release(released, tmp_path, spec, image_aspect_ratio=None)
+    loaded = build_encoder("llava", spec, files)
+    assert "pad_to_square" not in loaded.preprocessing and loaded.preprocessing["crop_offset"] == "floor"
+    image = Image.new("RGB", (400, 200), (10, 200, 30))
+    assert loaded.transform(image).shape == (3, 336, 336)
+    torch.testing.assert_close(features(loaded), features(released))
+
+    # unfreeze_mm_vision_tower: the checkpoint's own tower (model.vision_tower.vision_tower.*) replaces the hub's
+    own = build_encoder("llava", {**spec, "weights": {"source": "random", "seed": 4}})
+    core = getattr(own.module["tower"], "vision_model", own.module["tower"])
+    shard = {f"model.vision_tower.vision_tower.vision_model.{k}": v.contiguous() for k, v in core.state_dict().items()}
+    shard.update({f"model.mm_projector.{k}": v.contiguous()
+                  for k, v in released.module["projector"].state_dict().items()})
+    save_file(shard, str(tmp_path / "model-00003-of-00003.safetensors"))
+    config = json.loads(files["config"].read_text())
+    files["config"].write_text(json.dumps({**config, "unfreeze_mm_vision_tower": True}))
+    unfrozen_files = {**{k: v for k, v in files.items() if not k.startswith("shard_")},
+                      "shard_0": tmp_path / "model-00003-of-00003.safetensors"}
+    patch_mean = {**spec, "feature_point": "patch_mean", "dim": 64}
+    unfrozen = features(build_encoder("llava", patch_mean, unfrozen_files))
+    torch.testing.assert_close(unfrozen, features(build_encoder("llava", {**patch_mean, "weights": {
+        "source": "random", "seed": 4}})))  # the checkpoint's tower, not the hub's
+    assert not torch.allclose(unfrozen, features(build_encoder("llava", {**patch_mean, "weights": {
+        "source": "random", "seed": 3}})))
+
+
+def test_s2_is_the_tower_on_tiles_of_three_scales_area_pooled(registry):
+    from medprobe.models.llava_family import s2_forward
+
+    def patches(x):  # a patchify 'tower': 14-px patches averaged -> one token per patch
+        tokens = torch.nn.functional.avg_pool2d(x, 14)
+        return tokens.flatten(2).transpose(1, 2)
+
+    x = torch.randn(2, 3, 1008, 1008, generator=torch.Generator().manual_seed(0))
+    out = s2_forward(patches, x, [336, 672, 1008], 336)
+    assert out.shape == (2, 576, 9)
+    small = torch.nn.functional.interpolate(x, size=(336, 336), mode="bicubic")
+    torch.testing.assert_close(out[..., :3], patches(small))  # the first scale is the plain tower at 336
+    # the largest scale: 3 x 3 tiles of the full image, each 24 x 24 tokens, merged, then 3 x 3 averaged
+    full = torch.nn.functional.avg_pool2d(x, 14)  # (2, 3, 72, 72): the tiles' tokens in place
+    torch.testing.assert_close(out[..., 6:], torch.nn.functional.avg_pool2d(full, 3).flatten(2).transpose(1, 2))
+
+
+def test_flair_resize_truncates_and_antialiases_the_float_image():
+    from medprobe.models.transforms import LongSideResizePad
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (796, 772, 3), dtype=np.uint8))
+    x = LongSideResizePad(512)(image)
+    # FLAIR: (int(796 / (796 / 512)), int(772 / (796 / 512))) = (512, 496); round() would give 497
+    assert x[:, :, 495].abs().sum() > 0 and x[:, :, 496:].abs().max() == 0
+    reference = torch.nn.functional.interpolate(torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)
+                                                [None], size=(512, 496), mode="bilinear", antialias=True)[0]
+    torch.testing.assert_close(x[:, :, :496], reference)

@@ -226,7 +226,7 @@ def model_weights_check(model_id: str, spec: Mapping[str, Any], *, local_path: P
                         weights_dir: Path | None = None, token: bool = False, record: Path | None = None,
                         config_args: str = "") -> Check:
     """Whether the offline embed rule would find this model's weights; call inside offline_caches()."""
-    from medprobe.weights import NotCached, read_record, resolve_files
+    from medprobe.weights import missing_files, read_record, resolve_files
 
     source = spec["weights"]["source"]
     key = f"local_weights.{model_id}"
@@ -245,18 +245,37 @@ def model_weights_check(model_id: str, spec: Mapping[str, Any], *, local_path: P
         except MedprobeError as err:
             return Check("weights", model_id, FAIL, str(err), "rerun fetch_weights as the detail says")
     try:
+        if local_path is not None and not Path(local_path).exists():
+            raise MedprobeError(f"model '{model_id}': local_weights points at {local_path}, which does not exist")
+        missing = missing_files(model_id, spec, local_path)
+        image = [(wf, where) for wf, where in missing if not wf.text]
+        text = [(wf, where) for wf, where in missing if wf.text]
+        if image:
+            if record is not None and record.is_file():
+                return Check("weights", model_id, OK, f"{label}: fetched already, every file of {record} is in "
+                             "place")
+            return _not_cached(model_id, spec, _missing_list(image), weights_dir=weights_dir, token=token,
+                               config_args=config_args)
         files = resolve_files(model_id, spec, offline=True, local_path=local_path)
-    except NotCached as err:
-        if record is not None and record.is_file():
-            return Check("weights", model_id, OK, f"{label}: fetched already, every file of {record} is in place")
-        return _not_cached(model_id, spec, str(err), weights_dir=weights_dir, token=token, config_args=config_args)
     except (MedprobeError, ImportError) as err:
         fix = (f"put the checkpoint at {local_path}, or fix config key {key}" if local_path else
                f"fix the entry '{model_id}' in config/models.yaml, or set config key {key} to a checkpoint")
         return Check("weights", model_id, FAIL, str(err), fix)
     where = f"{key} = {local_path}" if local_path else f"{label}: cached"
     gated = "; gated, and this machine was granted access" if spec.get("gated") and not local_path else ""
-    return Check("weights", model_id, OK, f"{where}, {_files_summary(files)}{gated}")
+    detail = f"{where}, {_files_summary(files)}{gated}"
+    if text:
+        return Check("weights", model_id, WARN,
+                     f"{detail}; image embedding can run, but zero-shot cannot: its text tower needs "
+                     f"{_missing_list(text)}",
+                     f"snakemake results/weights/{model_id}.json --cores 1{config_args} on a machine with internet, "
+                     "or copy those files there; or switch protocols.zeroshot off")
+    return Check("weights", model_id, OK, detail)
+
+
+def _missing_list(missing) -> str:
+    """'role (where it goes)' for each missing file."""
+    return "; ".join(f"{wf.role} from {wf.source()} -> {where}" for wf, where in missing)
 
 
 def _not_cached(model_id: str, spec: Mapping[str, Any], reason: str, *, weights_dir: Path | None,
@@ -275,13 +294,13 @@ def _not_cached(model_id: str, spec: Mapping[str, Any], reason: str, *, weights_
         state = ("a Hugging Face token is set, so it downloads once the licence is accepted" if token else
                  "no Hugging Face token is set, so fetch_weights would be refused")
         return Check("weights", model_id, WARN if token else FAIL,
-                     f"{label} is not cached ({reason}); gated repository: {state}",
+                     f"{label} is not cached; missing: {reason}; gated repository: {state}",
                      f"{terms}; {login}; then {fetch} on a machine with internet; or put the checkpoint file at "
                      f"the path you set as {local}")
     cache = f"into weights_dir {Path(weights_dir).resolve()}" if weights_dir else f"into {_cache_dirs()}"
     return Check("weights", model_id, WARN,
-                 f"{label} is not cached ({reason}); fetch_weights downloads it when the workflow runs, which needs "
-                 f"internet", f"{fetch} on a machine with internet (downloads {cache}), or set {local} to a "
+                 f"{label} is not cached; missing: {reason}; fetch_weights downloads them when the workflow runs, "
+                 f"which needs internet", f"{fetch} on a machine with internet (downloads {cache}), or set {local} to a "
                  f"checkpoint you have")
 
 

@@ -96,8 +96,9 @@ def cpu_has_native_bf16() -> bool:
 
 
 def use_amp(amp: str, device: torch.device, encoder: Encoder) -> bool:
-    """bf16 autocast: `bf16` always, `off` never; `auto` on a GPU, and on a CPU only where it measured faster
-    (CNNs on a CPU with native bf16: ResNet50 2.9x; ViT-B/16 gained nothing; benchmarks/embed_throughput.py)."""
+    """bf16 autocast (a fast path: it changes the features): `bf16` always, `off` never (the default: fp32, as the
+    official pipelines); `auto` on a GPU, and on a CPU only where it measured faster (CNNs on a CPU with native
+    bf16: ResNet50 2.9x; ViT-B/16 gained nothing; benchmarks/embed_throughput.py)."""
     if not encoder.neural or amp == "off":
         return False
     if amp == "bf16" or device.type == "cuda":
@@ -105,13 +106,23 @@ def use_amp(amp: str, device: torch.device, encoder: Encoder) -> bool:
     return encoder.channels_last and cpu_has_native_bf16()
 
 
+def extraction_mode(dtype: str, jpeg_draft: int, channels_last: bool) -> str:
+    """'exact' (the official pipeline: full decoding, fp32, the official memory layout) or 'fast (...)' naming the
+    speed-ups that ran."""
+    fast = [name for name, on in (("bf16 autocast", dtype != "float32"), (f"JPEG draft >= {jpeg_draft} px",
+                                                                            bool(jpeg_draft)),
+                                  ("channels_last", channels_last)) if on]
+    return f"fast ({', '.join(fast)})" if fast else "exact"
+
+
 def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str | Path, *, dataset_id: str,
                        class_names: Sequence[str], manifest_sha256: str, batch_size: int = 32,
-                       num_workers: int = 0, device: str = "auto", max_failed: int = 0, amp: str = "auto",
-                       jpeg_draft: bool = False, progress_file=None) -> Path:
+                       num_workers: int = 0, device: str = "auto", max_failed: int = 0, amp: str = "off",
+                       jpeg_draft: bool = False, channels_last: bool = False, progress_file=None) -> Path:
     dev = resolve_device(device)
     autocast = use_amp(amp, dev, encoder)
     dtype = "bfloat16-autocast" if autocast else "float32"
+    encoder.channels_last = encoder.channels_last and channels_last  # a CNN's fast layout, only when asked
     attrs: dict[str, Any] = {
         "medprobe_version": medprobe.__version__,
         "model_id": encoder.model_id,
@@ -123,7 +134,9 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
         "class_names": list(class_names),
         "dtype": dtype,
         "jpeg_draft": (draft_size(encoder.preprocessing) or 0) if jpeg_draft else 0,
+        "channels_last": bool(encoder.channels_last),
     }
+    attrs["extraction_mode"] = extraction_mode(dtype, attrs["jpeg_draft"], attrs["channels_last"])
     writer = EmbeddingWriter(out_path, labels=manifest["label"].to_numpy(), sample_id=manifest["sample_id"],
                              group=manifest["group"], dim=encoder.dim, attrs=attrs)
     try:
@@ -185,8 +198,11 @@ def plan_threads(threads: int, device: torch.device, neural: bool) -> tuple[int,
 def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_path: str | Path,
                   out_path: str | Path, *, weights_json: str | Path | None = None,
                   class_names: Sequence[str] | None = None, device: str = "auto", threads: int = 1,
-                  max_failed: int = 0, amp: str = "auto", jpeg_draft: bool = False, progress_file=None) -> Path:
-    """The `embed` rule: build the encoder from its registry entry and fetched weights, extract every image."""
+                  max_failed: int = 0, amp: str = "off", jpeg_draft: bool = False, channels_last: bool = False,
+                  progress_file=None) -> Path:
+    """The `embed` rule: build the encoder from its registry entry and fetched weights, extract every image.
+    Defaults are the official pipeline (full decoding, fp32, NCHW); amp, jpeg_draft and channels_last are opt-in
+    speed-ups that change the features slightly (benchmarks/fast_vs_exact.py measures by how much)."""
     from medprobe.weights import read_record, record_paths
 
     manifest = read_manifest(manifest_path)
@@ -195,7 +211,7 @@ def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_
     encoder = build_encoder(model_id, model_spec, record_paths(record) if record else None)
     if record:
         encoder.weights = {**encoder.weights, "tower_sha256": record.get("tower_sha256"),
-                           "files": {role: {"path": e["path"], "sha256": e["sha256"]}
+                           "files": {role: {k: e[k] for k in ("path", "sha256", "repo", "revision", "url") if k in e}
                                      for role, e in record["files"].items()}}
     torch_threads, num_workers = plan_threads(threads, resolve_device(device), encoder.neural)
     torch.set_num_threads(torch_threads)
@@ -206,4 +222,4 @@ def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_
                               manifest_sha256=file_sha256(manifest_path),
                               batch_size=int(model_spec.get("batch_size", 32)), num_workers=num_workers,
                               device=device, max_failed=max_failed, amp=amp, jpeg_draft=jpeg_draft,
-                              progress_file=progress_file)
+                              channels_last=channels_last, progress_file=progress_file)

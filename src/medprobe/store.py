@@ -177,6 +177,15 @@ def write_embeddings(path: str | Path, features: np.ndarray, labels: Sequence[in
         writer.close()
 
 
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """The provenance attrs of an embedding file, without its arrays."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return {k: _decode_attr(k, v) for k, v in handle.attrs.items()}
+    except OSError as err:
+        raise StoreError(f"{path}: unreadable HDF5 file ({err}); delete it and rerun the embed rule") from err
+
+
 def read_embeddings(path: str | Path) -> Embeddings:
     path = Path(path)
     if not path.is_file():

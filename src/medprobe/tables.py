@@ -103,6 +103,43 @@ def shared_towers(records: Sequence[Mapping], models: Mapping[str, Mapping]) -> 
     return notes
 
 
+def provenance_notes(records: Sequence[Mapping], embedding_attrs: Sequence[Mapping],
+                     models: Mapping[str, Mapping]) -> list[str]:
+    """How the embeddings were extracted (exact, or which speed-ups ran) and the exact weights each model used: the
+    Hugging Face repository and commit of every file, or its URL or local path and sha256."""
+    notes = []
+    if embedding_attrs:
+        modes: dict[str, list[str]] = {}
+        for attrs in embedding_attrs:
+            modes.setdefault(attrs.get("extraction_mode", "exact"), []).append(
+                f"{models.get(attrs.get('model_id'), {}).get('name', attrs.get('model_id'))}/{attrs.get('dataset_id')}")
+        if set(modes) == {"exact"}:
+            notes.append(f"Embeddings: exact, as the official pipelines run (full image decoding, fp32, the official "
+                         f"memory layout), all {len(embedding_attrs)} files.")
+        else:
+            notes.append("Embeddings: " + "; ".join(f"{mode} for {', '.join(sorted(which))}"
+                                                    for mode, which in sorted(modes.items())) + ".")
+    sources = []
+    for record in records:
+        model_id = record.get("model_id")
+        if model_id not in models or not record.get("files"):
+            continue
+        parts = []
+        for role, entry in sorted(record["files"].items()):
+            if role.startswith("text_"):
+                continue
+            if entry.get("repo") or entry.get("revision"):
+                where = f"{entry.get('repo', '')}@{entry.get('revision', 'unpinned')[:12]}"
+            else:
+                where = f"{entry.get('url') or Path(entry['path']).name} (sha256 {entry['sha256'][:12]})"
+            if where not in parts:
+                parts.append(where)
+        sources.append(f"{models[model_id]['name']}: {', '.join(parts)}")
+    if sources:
+        notes.append("Weights: " + "; ".join(sources) + ".")
+    return notes
+
+
 def to_markdown(table: pd.DataFrame, notes: Sequence[str] = ()) -> str:
     columns = [c for c in table.columns if c != "backbone"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] * 2 + [":-:"] * (len(columns) - 2)) + "|"]
@@ -191,18 +228,23 @@ def make_tables(probe_paths: Sequence[str | Path], *, models: Mapping[str, Mappi
                 out_tsv: str | Path, out_md: str | Path, out_summary: str | Path, out_tex: str | Path | None = None,
                 published: str | Path | None = None, out_vs_tsv: str | Path | None = None,
                 out_vs_md: str | Path | None = None, f1: str = "poster", std_ddof: int = 0, mean_decimals: int = 0,
-                std_decimals: int = 1, weights_records: Sequence[str | Path] = ()) -> pd.DataFrame:
+                std_decimals: int = 1, weights_records: Sequence[str | Path] = (),
+                embeddings: Sequence[str | Path] = ()) -> pd.DataFrame:
     """The `paper_table` rule."""
     import json
 
+    from medprobe.store import read_attrs
+
     probes = pd.concat([read_probe(p) for p in probe_paths], ignore_index=True)
     records = [json.loads(Path(p).read_text()) for p in weights_records]
+    embedding_attrs = [read_attrs(p) for p in embeddings]
     summary = summarize(probes, ddof=std_ddof)
     table = paper_table(summary, models, datasets, f1=f1, mean_decimals=mean_decimals, std_decimals=std_decimals)
     n_folds = int(summary["n_folds"].max()) if len(summary) else 0
     files.write_tsv(out_summary, summary)
     files.write_tsv(out_tsv, table)
-    notes = table_notes(datasets, f1, n_folds, std_ddof) + shared_towers(records, models)
+    notes = (table_notes(datasets, f1, n_folds, std_ddof) + shared_towers(records, models)
+             + provenance_notes(records, embedding_attrs, models))
     files.write_text(out_md, to_markdown(table, notes))
     if out_tex:
         files.write_text(out_tex, to_latex(table, notes))

@@ -70,6 +70,18 @@ class WeightFile:
             return f"{folder}/snapshots/{snapshot}/{names}"
         return str(url_dest_dir(self.torch_subdir) / url_name(self.url))
 
+    def other_commits(self) -> list[str]:
+        """Commits of this repository whose snapshot in the cache has the file (when the pinned one is missing)."""
+        if not self.repo:
+            return []
+        from huggingface_hub import constants
+
+        snapshots = Path(constants.HF_HUB_CACHE) / ("models--" + self.repo.replace("/", "--")) / "snapshots"
+        if not snapshots.is_dir():
+            return []
+        return sorted(d.name for d in snapshots.iterdir() if d.name != self.revision
+                      and any((d / name).is_file() for name in self.names))
+
     def source(self) -> str:
         if self.repo:
             pinned = f" at commit {self.revision}" if self.revision else ""
@@ -353,6 +365,11 @@ def missing_files(model_id: str, spec: Mapping, local_path: str | Path | None = 
         except EncoderError as err:
             in_local = local is not None and local.is_dir() and wf.repo == release_repo(spec) and not wf.text
             where = f"{local}/{' or '.join(wf.names)}" if in_local else wf.destination()
+            others = [] if in_local else wf.other_commits()
+            if others:  # a download of another commit (say a newer main) is not the pinned release
+                where += (f" (the cache has it at commit {', '.join(others)}, not the pinned {wf.revision}: "
+                          f"fetch_weights downloads the pinned one; or set weights.revisions.{wf.repo} in "
+                          f"config/models.yaml to use yours)")
             out.append((wf, where if isinstance(err, NotCached) or in_local else f"{where} ({err})"))
     if spec["family"] == "llava" and {"weights_index", "config"} <= set(found):
         for wf in checkpoint_shards(model_id, spec, found):

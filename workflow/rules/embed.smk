@@ -15,6 +15,7 @@ rule embed:
         max_failed=config["embed"]["max_failed"],
         amp=config["embed"]["amp"],
         jpeg_draft=config["embed"]["jpeg_draft"],
+        channels_last=config["embed"]["channels_last"],
         weights_dir=config["weights_dir"] or "",
     threads: config["embed"]["threads"]
     resources:

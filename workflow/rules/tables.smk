@@ -6,6 +6,7 @@ rule paper_table:
     input:
         probes=probe_targets(),
         weights=expand("results/weights/{model}.json", model=config["models"]),
+        embeddings=embedding_targets(),
     output:
         table="results/tables/paper_table.tsv",
         html=report(

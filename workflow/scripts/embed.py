@@ -25,5 +25,6 @@ with logged(snakemake.log[0]) as log_stream:
         max_failed=snakemake.params.max_failed,
         amp=snakemake.params.amp,
         jpeg_draft=snakemake.params.jpeg_draft,
+        channels_last=snakemake.params.channels_last,
         progress_file=log_stream,
     )

@@ -11,6 +11,7 @@ with logged(snakemake.log[0]):
     make_tables(
         snakemake.input.probes,
         weights_records=snakemake.input.weights,
+        embeddings=snakemake.input.embeddings,
         models=snakemake.params.models,
         datasets=snakemake.params.datasets,
         out_tsv=snakemake.output.table,

@@ -91,8 +91,8 @@ def test_flair_pads_long_side_to_512_without_normalisation(registry):
     image = Image.new("RGB", (1000, 500), (255, 128, 0))
     x = encoder.transform(image)
     assert x.shape == (3, 512, 512)
-    assert x[0, :256].min() == 1.0 and x[:, 257:].abs().max() == 0  # image on top, zero padding below
-    assert 0 <= x.min() and x.max() <= 1
+    assert torch.allclose(x[0, :256], torch.ones(256, 512)) and x[:, 256:].abs().max() == 0  # image on top, zeros below
+    assert 0 <= x.min() and x.max() <= 1 + 1e-6  # (the antialiased float resize rounds around 1)
 
 
 def test_llava_pads_to_square_with_the_mean_colour(registry):

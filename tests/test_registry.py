@@ -57,7 +57,12 @@ def test_model_registry_facts(repo):
     assert models["flair"]["preprocessing"]["crop"] == "pad" and "mean" not in models["flair"]["preprocessing"]
     for model_id in ("llava", "llava_med", "llava_med_pp"):
         assert models[model_id]["arch"] == "openai/clip-vit-large-patch14-336"
+        assert models[model_id]["preprocessing"]["crop_offset"] == "floor"  # CLIPImageProcessor's crop
+    for model_id in ("llava", "llava_med"):
         assert set(models[model_id]["feature_points"]) == {"projector_mean", "tower_cls", "patch_mean"}
+    s2 = models["llava_med_pp"]  # LLaVA-Tri: S2 at 336/672/1008 -> 3 x 1024-d tokens into the projector
+    assert s2["arch_config"]["s2_scales"] == [336, 672, 1008] and s2["preprocessing"]["size"] == 1008
+    assert s2["feature_points"]["patch_mean"]["dim"] == 3072 and "tower_cls" not in s2["feature_points"]
     for spec in models.values():
         assert spec["feature_point"] in spec.get("feature_points", {spec["feature_point"]: ""})
 

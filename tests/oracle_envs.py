@@ -21,18 +21,29 @@ from pathlib import Path
 
 ROOT = Path(os.environ.get("MEDPROBE_ORACLE_ENVS", Path.home() / ".cache" / "medprobe" / "oracle-envs"))
 
-# name -> (requirements resolved with their dependencies, packages installed without theirs)
-ENVS = {
-    # the LLaVA authors' package, with the transformers and tokenizers it pins (its torch pin is not installed)
-    # s2wrapper (bfshi/scaling_on_scales) ships on PyPI as scaling-on-scales, its code identical to upstream HEAD
-    "llava": (["transformers==4.36.2", "tokenizers==0.15.0", "einops==0.8.1"],
-              ["llava-torch==1.2.2.post1", "scaling-on-scales==0.1.0"]),
-    # CONCH's code: PyPI conch-fork 0.1.0, whose conch/ is identical to mahmoodlab/CONCH at 141cc09c (and every commit
-    # since 3a919e39); its dependencies (timm, transformers, torch) come from the host
-    "conch": ([], ["conch-fork==0.1.0"]),
-    # the library version CXR-CLIP's checkpoints were written with, and omegaconf for the config they pickle
-    "transformers426": (["transformers==4.26.1", "omegaconf==2.3.0"], []),
+# Which official packages each environment holds comes from the model registry (`official.environment` and
+# `official.packages` of its entries). Here only what the registry cannot say: the dependency pins the official
+# packages need beside the host's torch, and the packages installed without their dependencies (their own pins would
+# replace the host's torch: llava-torch pins torch 2.0.1).
+DEPENDENCIES = {
+    "llava": ["tokenizers==0.15.0", "einops==0.8.1"],  # transformers 4.36.2's tokenizers; s2wrapper's einops
+    "transformers426": [],
+    "conch": [],
 }
+NO_DEPS = ("llava-torch", "scaling-on-scales", "conch-fork")
+
+
+def requirements(name: str) -> tuple[list[str], list[str]]:
+    """(resolved with their dependencies, installed without) for environment `name`, from the model registry."""
+    import yaml
+
+    registry = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "models.yaml").read_text())
+    packages = sorted({p for spec in registry.values() if (spec.get("official") or {}).get("environment") == name
+                       for p in spec["official"].get("packages", [])})
+    if not packages:
+        raise KeyError(f"no registry entry names the oracle environment {name!r}")
+    with_deps = [p for p in packages if not p.startswith(NO_DEPS)] + DEPENDENCIES[name]
+    return with_deps, [p for p in packages if p.startswith(NO_DEPS)]
 
 
 def _site_packages(python: Path) -> Path:
@@ -43,9 +54,9 @@ def _site_packages(python: Path) -> Path:
 
 def oracle_python(name: str) -> Path:
     """The python of environment `name`, created on first use (a few seconds to a minute, from PyPI)."""
-    requirements, no_deps = ENVS[name]
+    with_deps, no_deps = requirements(name)
     host = sysconfig.get_paths()["purelib"]
-    key = hashlib.sha256(json.dumps([sys.version, requirements, no_deps, host]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([sys.version, with_deps, no_deps, host]).encode()).hexdigest()[:12]
     folder = ROOT / f"{name}-{key}"
     python = folder / "bin" / "python"
     if (folder / "ready").is_file():
@@ -54,8 +65,8 @@ def oracle_python(name: str) -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(folder)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    if requirements:
-        subprocess.run(pip + requirements, check=True)
+    if with_deps:
+        subprocess.run(pip + with_deps, check=True)
     if no_deps:
         subprocess.run(pip + ["--no-deps"] + no_deps, check=True)
     # after pip: the host's packages (torch) are found last, behind the environment's own

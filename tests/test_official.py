@@ -155,7 +155,16 @@ def medprobe(world: World, name: str, model_id: str, spec: dict | None = None, *
     del environment["HF_HUB_OFFLINE"], environment["TRANSFORMERS_OFFLINE"]
     run(sys.executable, "medprobe_side.py", [str(write_job(world, f"medprobe-{name}", job))], environment)
     assert world.hub.requests[asked:] == [], "fetch_weights asked the hub although every file was cached"
-    return dict(np.load(out)), json.loads(Path(str(out) + ".record.json").read_text())
+    record = json.loads(Path(str(out) + ".record.json").read_text())
+    attrs = record["attrs"]
+    assert attrs["extraction_mode"] == "exact" and attrs["dtype"] == "float32"
+    for key, expected in job["spec"]["preprocessing"].items():  # the registry's published facts are what ran
+        actual = attrs["preprocessing"].get(key)
+        if isinstance(expected, list):
+            np.testing.assert_allclose(actual, expected, rtol=1e-6, err_msg=f"{model_id}: preprocessing {key}")
+        else:
+            assert actual == expected, f"{model_id}: preprocessing {key}: registry {expected!r}, ran {actual!r}"
+    return dict(np.load(out)), record
 
 
 def assert_same(official: dict, ours: dict, what: str) -> dict[str, float]:

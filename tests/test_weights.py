@@ -670,3 +670,32 @@ def test_flair_resize_truncates_and_antialiases_the_float_image():
     reference = torch.nn.functional.interpolate(torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)
                                                 [None], size=(512, 496), mode="bilinear", antialias=True)[0]
     torch.testing.assert_close(x[:, :, :496], reference)
+
+
+def test_local_weights_folder_is_a_copy_of_the_models_repository(registry, tmp_path, monkeypatch):
+    from medprobe import weights
+
+    folder = tmp_path / "llava-med-v1.5-mistral-7b"  # e.g. `hf download ... --local-dir`, or a copied snapshot
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"unfreeze_mm_vision_tower": False}))
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "model.embed_tokens.weight": "model-00001-of-00004.safetensors",
+        "model.mm_projector.0.weight": "model-00003-of-00004.safetensors",
+        "model.vision_tower.vision_tower.vision_model.post_layernorm.weight": "model-00004-of-00004.safetensors"}}))
+    (folder / "model-00003-of-00004.safetensors").write_bytes(b"projector")
+    tower = {"config.json": tmp_path / "tower_config.json", "model.safetensors": tmp_path / "tower.safetensors"}
+
+    def hf_file(model_id, repo, name, revision=None, offline=False):
+        assert repo == "openai/clip-vit-large-patch14-336", f"{repo} is in the local folder"
+        if name not in tower:
+            raise weights.NotCached(f"{name} not cached")
+        return tower[name]
+
+    monkeypatch.setattr(weights, "hf_file", hf_file)
+    found = weights.resolve_files("llava_med", registry["llava_med"], offline=True, local_path=folder)
+    assert found == {"tower_config": tower["config.json"], "tower": tower["model.safetensors"],
+                     "config": folder / "config.json", "weights_index": folder / "model.safetensors.index.json",
+                     "shard_0": folder / "model-00003-of-00004.safetensors"}  # the projector's shard only
+    (folder / "model-00003-of-00004.safetensors").unlink()
+    assert [(wf.role, where) for wf, where in weights.missing_files("llava_med", registry["llava_med"], folder)] == \
+        [("shard_0", str(folder / "model-00003-of-00004.safetensors"))]

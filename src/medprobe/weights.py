@@ -358,25 +358,25 @@ def missing_files(model_id: str, spec: Mapping, local_path: str | Path | None = 
     force); text-tower files are included (marked by WeightFile.text)."""
     local = Path(local_path) if local_path else None
     out, found = [], {}
-    plan = planned_files(model_id, spec)
-    for wf in plan:
+
+    def look(wf: WeightFile) -> None:
         try:
             found[wf.role] = _locate(model_id, spec, wf, local, offline=True)
         except EncoderError as err:
             in_local = local is not None and local.is_dir() and wf.repo == release_repo(spec) and not wf.text
-            where = f"{local}/{' or '.join(wf.names)}" if in_local else wf.destination()
+            where = str(local / " or ".join(wf.names)) if in_local else wf.destination()
             others = [] if in_local else wf.other_commits()
             if others:  # a download of another commit (say a newer main) is not the pinned release
                 where += (f" (the cache has it at commit {', '.join(others)}, not the pinned {wf.revision}: "
                           f"fetch_weights downloads the pinned one; or set weights.revisions.{wf.repo} in "
                           f"config/models.yaml to use yours)")
             out.append((wf, where if isinstance(err, NotCached) or in_local else f"{where} ({err})"))
+
+    for wf in planned_files(model_id, spec):
+        look(wf)
     if spec["family"] == "llava" and {"weights_index", "config"} <= set(found):
         for wf in checkpoint_shards(model_id, spec, found):
-            try:
-                _locate(model_id, spec, wf, local, offline=True)
-            except NotCached:
-                out.append((wf, wf.destination()))
+            look(wf)
     return out
 
 

@@ -81,7 +81,8 @@ def run_once(manifest, encoder, batch_size, workers, device, amp, draft) -> floa
         start = time.perf_counter()
         extract_embeddings(manifest, encoder, Path(tmp) / "e.h5", dataset_id="bench", class_names=["x"],
                            manifest_sha256="bench", batch_size=batch_size, num_workers=workers, device=device,
-                           amp=amp, jpeg_draft=draft, progress_file=open("/dev/null", "w"))
+                           amp=amp, jpeg_draft=draft, channels_last=encoder.channels_last,
+                           progress_file=open("/dev/null", "w"))
         return len(manifest) / (time.perf_counter() - start)
 
 
@@ -135,7 +136,7 @@ def main() -> None:
     print("model\tsetting\tbatch\tjpeg_draft\timages_per_s\tnetwork_GFLOP_per_image\tshare_of_matmul_peak")
     for model_id in args.models:
         spec = random_weights(registry[model_id])
-        cnn = build_encoder(model_id, spec).channels_last  # medprobe turns channels_last on for CNNs
+        cnn = build_encoder(model_id, spec).channels_last  # CNNs can run channels_last (embed.channels_last)
         settings = [("fp32", "off", False)] + ([("fp32+channels_last", "off", True)] if cnn else [])
         if build_encoder(model_id, spec).neural:
             settings.append(("bf16" + ("+channels_last" if cnn else ""), "bf16", cnn))

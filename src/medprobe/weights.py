@@ -190,7 +190,10 @@ def url_file(model_id: str, url: str, *, offline: bool = False, dest_dir: Path |
 
 
 def revision_of(spec: Mapping, repo: str) -> str | None:
-    return (spec["weights"].get("revisions") or {}).get(repo)
+    """The commit pinned for `repo`: weights.revisions, or weights.revision for the release's own repository."""
+    weights = spec["weights"]
+    pinned = (weights.get("revisions") or {}).get(repo)
+    return pinned or (weights.get("revision") if repo == weights.get("id") else None)
 
 
 def _hub(spec: Mapping, role: str, repo: str, *names: str, text: bool = False) -> WeightFile:

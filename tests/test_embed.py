@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,19 +63,51 @@ def test_interrupted_extraction_resumes_to_the_same_file(manifest, tmp_path, rep
     np.testing.assert_array_equal(resumed.features, clean.features)
 
 
-def test_failed_images_are_nan_rows_and_counted(manifest, tmp_path, repo):
+def test_failed_images_are_nan_rows_and_counted(manifest, tmp_path, repo, monkeypatch):
     table = pd.read_csv(manifest, sep="\t")
-    broken = table.path.iloc[3]
-    with open(broken, "r+b") as handle:  # the file changes after the manifest was built
-        handle.truncate(100)
+    original = embed_module.rgb_from_source
+    broken = {"n": 0}
+
+    def fails_on_the_fourth(content, draft=None):  # an image the manifest decoded, that preprocessing then fails
+        image = original(content, draft)
+        broken["n"] += 1
+        if broken["n"] % 12 == 4:
+            raise OSError("simulated decoder failure")
+        return image
+
+    monkeypatch.setattr(embed_module, "rgb_from_source", fails_on_the_fourth)
     spec = load_models(repo / "config" / "models.yaml")["pixels"]
     with pytest.raises(EncoderError, match="1 image"):
         embed_dataset("tiny", "pixels", spec, manifest, tmp_path / "e.h5", class_names=SPEC["classes"])
+    assert not (tmp_path / "e.h5").exists()
     out = embed_dataset("tiny", "pixels", spec, manifest, tmp_path / "f.h5", class_names=SPEC["classes"],
                         max_failed=1)
     emb = read_embeddings(out)
     assert emb.attrs["n_failed"] == 1 and emb.attrs["failed"] == [table.sample_id.iloc[3]]
     assert np.isnan(emb.features[3]).all() and emb.valid_rows().sum() == 11
+
+
+@pytest.mark.parametrize("change", ["replaced", "truncated", "deleted"])
+def test_an_image_changed_since_the_manifest_stops_embed(manifest, tmp_path, repo, change):
+    from conftest import save_image
+    from medprobe.errors import DatasetError
+
+    table = pd.read_csv(manifest, sep="\t")
+    target = table.path.iloc[5]
+    if change == "replaced":   # another valid image under the same name
+        save_image(Path(target), seed=7, size=(64, 64), fmt="JPEG" if target.lower().endswith(".jpg") else None)
+    elif change == "truncated":
+        with open(target, "r+b") as handle:
+            handle.truncate(100)
+    else:
+        Path(target).unlink()
+    spec = load_models(repo / "config" / "models.yaml")["pixels"]
+    why = "the file no longer exists" if change == "deleted" else "its sha256 is now"
+    with pytest.raises(DatasetError, match=rf"1 image\(s\) changed since the manifest was built: {re.escape(target)}: {why}.*"
+                                           rf"Nothing was published.*--forcerun manifest"):
+        embed_dataset("tiny", "pixels", {**spec, "batch_size": 4}, manifest, tmp_path / "e.h5",
+                      class_names=SPEC["classes"])
+    assert not (tmp_path / "e.h5").exists()
 
 
 def test_thread_plan():

@@ -69,7 +69,7 @@ def test_registry_classes_fix_label_order_and_flag_other_folders(messy_folder):
     manifest = build_manifest(messy_folder, classes=["dog", "cat"])
     assert manifest.class_names == ["dog", "cat"]
     assert (manifest.samples.loc[manifest.samples.label_name == "dog", "label"] == 0).all()
-    assert issue_kinds(manifest)["empty"] == "unexpected_class"
+    assert issue_kinds(manifest)["empty"] == "empty_folder"
 
 
 def test_exclude_patterns_are_listed(tmp_path):

@@ -54,14 +54,15 @@ def test_group_aware_keeps_each_group_on_one_side():
         make_split(ids, labels, None, group_aware=True)
 
 
-def test_too_small_class_is_a_clear_error_or_a_warning(caplog):
+def test_too_small_classes_stop_the_split_by_name():
     ids, labels = toy((40, 1))
-    with pytest.raises(DatasetError, match="needs 2 per class"):
-        make_split(ids, labels)
-    ids, labels = toy((40, 5))  # 4 training samples for 5 folds: scikit-learn copes, the log says so
-    split = make_split(ids, labels, dataset_id="rare")
-    assert (split.partition == "holdout").sum() == 9
-    assert "fewer than the 5 folds" in caplog.text
+    with pytest.raises(DatasetError, match=r"needs 2 per class; rare: 1\). Add images.*ignore_classes"):
+        make_split(ids, labels, class_names=["common", "rare"], dataset_id="d")
+    ids, labels = toy((40, 5))  # 4 training images for 5 folds: a fold model would never see the class
+    with pytest.raises(DatasetError, match=r"rare: 5 images, 1 in the hold-out, 4 for 5-fold CV.*lower split.n_folds"):
+        make_split(ids, labels, class_names={0: "common", 1: "rare"}, dataset_id="d")
+    split = make_split(ids, labels, n_folds=4, class_names={0: "common", 1: "rare"})
+    assert (split.partition == "holdout").sum() == 9 and set(split.fold[split.fold >= 0]) == {0, 1, 2, 3}
 
 
 def test_straddling_duplicates_are_found():

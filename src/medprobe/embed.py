@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import medprobe
-from medprobe.errors import EncoderError
-from medprobe.imageio import load_rgb
+from medprobe.errors import DatasetError, EncoderError
+from medprobe.imageio import read_source, rgb_from_source
 from medprobe.files import file_sha256
 from medprobe.manifest import class_names_of, read_manifest
 from medprobe.models import Encoder, build_encoder
@@ -33,10 +33,15 @@ log = logging.getLogger(__name__)
 
 
 class ManifestImages(Dataset):
-    """The images of a manifest, from row `start` on; an item is (row, tensor or None, error or None)."""
+    """The images of a manifest, from row `start` on; an item is (row, tensor or None, error or None, changed).
 
-    def __init__(self, paths: Sequence[str], transform, start: int = 0, draft: int | None = None):
+    The bytes decoded are the bytes hashed: an image whose sha256 differs from the manifest's, or that is gone, is
+    `changed` (the job stops: the manifest no longer describes the data); one that fails later becomes a NaN row."""
+
+    def __init__(self, paths: Sequence[str], transform, start: int = 0, draft: int | None = None,
+                 sha256: Sequence[str] | None = None):
         self.paths = list(paths)
+        self.sha256 = list(sha256) if sha256 is not None else None
         self.transform = transform
         self.start = start
         self.draft = draft
@@ -47,17 +52,33 @@ class ManifestImages(Dataset):
     def __getitem__(self, i: int):
         row = self.start + i
         try:
-            return row, self.transform(load_rgb(self.paths[row], draft=self.draft)), None
+            digest, content = read_source(self.paths[row])
+        except FileNotFoundError:
+            return row, None, "the file no longer exists", True
+        except Exception as err:  # noqa: BLE001 - an unreadable file becomes a NaN row, reported by path
+            return row, None, f"{type(err).__name__}: {err}", False
+        if self.sha256 is not None and digest != self.sha256[row]:
+            return row, None, f"its sha256 is now {digest[:12]}..., the manifest has {self.sha256[row][:12]}...", True
+        try:
+            return row, self.transform(rgb_from_source(content, draft=self.draft)), None, False
         except Exception as err:  # noqa: BLE001 - a failed image becomes a NaN row, reported by path
-            return row, None, f"{type(err).__name__}: {err}"
+            return row, None, f"{type(err).__name__}: {err}", False
 
 
 def collate(items):
-    rows = [row for row, _, _ in items]
-    ok = [(row, x) for row, x, _ in items if x is not None]
-    failed = [(row, err) for row, x, err in items if x is None]
+    rows = [row for row, _, _, _ in items]
+    ok = [(row, x) for row, x, _, _ in items if x is not None]
+    failed = [(row, err) for row, x, err, changed in items if x is None and not changed]
+    changed = [(row, err) for row, x, err, is_changed in items if is_changed]
     batch = torch.stack([x for _, x in ok]) if ok else None
-    return rows, [row for row, _ in ok], batch, failed
+    return rows, [row for row, _ in ok], batch, failed, changed
+
+
+def changed_inputs_error(manifest: pd.DataFrame, changed, rebuild: str) -> DatasetError:
+    listing = "; ".join(f"{manifest['path'].iat[row]}: {why}" for row, why in changed[:5])
+    more = f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
+    return DatasetError(f"{len(changed)} image(s) changed since the manifest was built: {listing}{more}. Nothing was "
+                        f"published. {rebuild}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,7 +139,8 @@ def extraction_mode(dtype: str, jpeg_draft: int, channels_last: bool) -> str:
 def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str | Path, *, dataset_id: str,
                        class_names: Sequence[str], manifest_sha256: str, batch_size: int = 32,
                        num_workers: int = 0, device: str = "auto", max_failed: int = 0, amp: str = "off",
-                       jpeg_draft: bool = False, channels_last: bool = False, progress_file=None) -> Path:
+                       jpeg_draft: bool = False, channels_last: bool = False, progress_file=None,
+                       rebuild_hint: str = "Rebuild the manifest, then extract again.") -> Path:
     dev = resolve_device(device)
     autocast = use_amp(amp, dev, encoder)
     dtype = "bfloat16-autocast" if autocast else "float32"
@@ -142,7 +164,8 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
     try:
         encoder.to(dev)
         images = ManifestImages(manifest["path"].tolist(), encoder.transform, start=writer.rows_done,
-                                draft=attrs["jpeg_draft"] or None)
+                                draft=attrs["jpeg_draft"] or None,
+                                sha256=manifest["sha256"].tolist() if "sha256" in manifest else None)
         loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             collate_fn=collate, pin_memory=dev.type == "cuda",
                             persistent_workers=False)
@@ -150,7 +173,9 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
         bar = tqdm(total=len(manifest), initial=writer.rows_done, desc=f"{dataset_id}/{encoder.model_id}",
                    unit="img", file=progress_file or sys.stderr, mininterval=5.0, ascii=True)
         with torch.inference_mode():
-            for rows, ok_rows, batch, failed in loader:
+            for rows, ok_rows, batch, failed, changed in loader:
+                if changed:
+                    raise changed_inputs_error(manifest, changed, rebuild_hint)
                 features = np.full((len(rows), encoder.dim), np.nan, dtype=np.float32)
                 if batch is not None:
                     batch = batch.to(dev, non_blocking=True)
@@ -170,8 +195,9 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
                 if len(writer.failed) > max_failed:
                     raise EncoderError(
                         f"{len(writer.failed)} image(s) failed to load (embed.max_failed is {max_failed}): "
-                        f"{', '.join(writer.failed[:10])}. Rebuild the manifest (the files changed since?) or "
-                        f"raise embed.max_failed.")
+                        f"{', '.join(writer.failed[:10])} (the reasons are in the log above). Their bytes are the "
+                        f"ones the manifest decoded, so look at the preprocessing; or raise embed.max_failed to keep "
+                        f"them as NaN rows, left out of every score.")
         bar.close()
         extra = {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
                  "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -218,8 +244,11 @@ def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_
     log.info("model '%s': family %s, feature point %s, dim %d, preprocessing %s", model_id, model_spec["family"],
              encoder.feature_point, encoder.dim, json.dumps(encoder.preprocessing))
     log.info("%d torch thread(s), %d DataLoader worker(s)", torch_threads, num_workers)
+    rebuild = (f"Rebuild the manifest ({manifest_path}) and everything computed from it: rerun snakemake (the "
+               f"manifest rule reruns when files under the dataset root change), or force it with "
+               f"`snakemake --forcerun manifest <your usual options>` if the files kept their size and time.")
     return extract_embeddings(manifest, encoder, out_path, dataset_id=dataset_id, class_names=names,
-                              manifest_sha256=file_sha256(manifest_path),
+                              manifest_sha256=file_sha256(manifest_path), rebuild_hint=rebuild,
                               batch_size=int(model_spec.get("batch_size", 32)), num_workers=num_workers,
                               device=device, max_failed=max_failed, amp=amp, jpeg_draft=jpeg_draft,
                               channels_last=channels_last, progress_file=progress_file)

@@ -17,6 +17,7 @@ model's input size, so the antialiased resize that follows still sees at least 2
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 from pathlib import Path
 
@@ -63,6 +64,27 @@ def npz_member(path: str) -> np.ndarray:
     file, member = path.split("::", 1)
     key, row = member.rsplit("/", 1)
     return _npz_array(file, key)[int(row)]
+
+
+def read_source(path: str | Path) -> tuple[str, bytes | np.ndarray]:
+    """The sha256 the manifest records for a sample, and its content: the file's bytes, or for an image inside a
+    NumPy archive its array (hashed over shape, dtype and array bytes). Raises FileNotFoundError when it is gone."""
+    if "::" in str(path):
+        array = npz_member(str(path))
+        return hashlib.sha256(f"{array.shape}{array.dtype}".encode() + array.tobytes()).hexdigest(), array
+    data = Path(path).read_bytes()
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def rgb_from_source(content: bytes | np.ndarray, draft: int | None = None) -> Image.Image:
+    """What load_rgb returns, from the content read_source returned (so the bytes hashed are the bytes decoded)."""
+    if isinstance(content, np.ndarray):
+        return to_rgb(Image.fromarray(content))
+    image = Image.open(io.BytesIO(content))
+    if draft and image.format == "JPEG":
+        image.draft(image.mode, (draft, draft))
+    image.load()
+    return to_rgb(image)
 
 
 def load_rgb(path: str | Path, draft: int | None = None) -> Image.Image:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from medprobe import files
 from medprobe.datasets import list_samples
 from medprobe.datasets.base import NPZ_MEMBER
 from medprobe.errors import DatasetError
-from medprobe.imageio import decode, npz_member
+from medprobe.imageio import decode, read_source
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +55,38 @@ class Manifest:
         return {name: int(found.get(name, 0)) for name in self.class_names}
 
 
+def input_fingerprint(root: str | Path) -> str:
+    """What the manifest rule reruns on: every file under the dataset root (its relative path, size and mtime; a
+    symlink's target's), or the root file itself. Any image or label file added, removed, replaced or touched changes
+    it; stat only, so it costs milliseconds per thousand files. Embed then checks each image's sha256 as it reads it."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    if not root.exists():
+        return "absent"
+    if root.is_file():
+        paths = [root]
+    else:
+        paths = []
+        for folder, dirs, names in os.walk(root):
+            dirs.sort()
+            paths.extend(Path(folder) / name for name in sorted(names))
+    for path in paths:
+        try:
+            stat = path.stat()
+            facts = f"{stat.st_size} {stat.st_mtime_ns}"
+        except OSError:
+            facts = "unreadable"
+        digest.update(f"{path.relative_to(root).as_posix() if path != root else path.name}\0{facts}\n".encode(
+            "utf-8", "surrogateescape"))
+    return f"{len(paths)} files, sha256 {digest.hexdigest()}"
+
+
 def inspect_file(path: str | Path) -> FileFacts:
     """Hash the bytes and decode the whole image once; raises on anything Pillow cannot fully decode.
     An image inside a NumPy archive is hashed over its array bytes (shape and dtype included)."""
-    if NPZ_MEMBER in str(path):
-        array = npz_member(str(path))
-        image = Image.fromarray(array)
-        digest = hashlib.sha256(f"{array.shape}{array.dtype}".encode() + array.tobytes()).hexdigest()
-        return FileFacts(digest, image.width, image.height, image.mode)
-    data = Path(path).read_bytes()
-    image = decode(data)
-    return FileFacts(hashlib.sha256(data).hexdigest(), image.width, image.height, image.mode)
+    digest, content = read_source(path)
+    image = Image.fromarray(content) if NPZ_MEMBER in str(path) else decode(content)
+    return FileFacts(digest, image.width, image.height, image.mode)
 
 
 def _inspect_or_error(path: Path) -> FileFacts | str:
@@ -75,19 +98,95 @@ def _inspect_or_error(path: Path) -> FileFacts | str:
         return f"{type(err).__name__}: {err}"
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def escaped(text: str) -> str:
+    """A path with its control characters written as \\xNN, safe in a TSV cell and a log line."""
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def screen_paths(listing, root: Path, *, allow_symlinks: bool, dataset_id: str) -> list[dict]:
+    """Every candidate must lie under the root: `..`, absolute paths and (unless allow_symlinks) symbolic links stop
+    the manifest; names with control characters are refused and listed. Returns the issue rows; narrows
+    listing.candidates to the accepted ones."""
+    if root.is_file():  # a NumPy archive: its members are not files
+        return []
+    root_lexical = os.path.abspath(root)
+    root_real = os.path.realpath(root)
+    outside, linked, issues, kept = [], [], [], []
+    for cand in listing.candidates:
+        lexical = os.path.abspath(cand.path)  # the adapter joined root and the listed path; normalised here
+        if os.path.commonpath([lexical, root_lexical]) != root_lexical:
+            outside.append(cand.path)
+            continue
+        relative = os.path.relpath(lexical, root_lexical)
+        if CONTROL_CHARACTERS.search(relative):
+            issues.append(dict(path=escaped(cand.path), kind="unsafe_file_name",
+                               detail="control character (tab, newline, ...) in the name; refused: rename the file"))
+            continue
+        real = os.path.realpath(lexical)
+        if real != os.path.join(root_real, relative):
+            if not allow_symlinks:
+                linked.append(f"{cand.path} -> {real}")
+                continue
+            issues.append(dict(path=cand.path, kind="symlink", detail=f"reached through a symbolic link: {real} "
+                                                                      f"(allow_symlinks: true)"))
+        kept.append(cand)
+    where = f"dataset '{dataset_id}' under {root}"
+    if outside:
+        raise DatasetError(f"{where}: {len(outside)} sample path(s) lie outside the dataset root: "
+                           f"{', '.join(escaped(p) for p in outside[:5])}. medprobe reads nothing outside the root; "
+                           f"fix the label file's paths or the entry's path_template so that they stay below it.")
+    if linked:
+        raise DatasetError(f"{where}: {len(linked)} sample(s) are reached through symbolic links: "
+                           f"{', '.join(escaped(p) for p in linked[:5])}. A link can put another class's image under "
+                           f"this class or read outside the root. Replace the links by the files, or set "
+                           f"allow_symlinks: true in the dataset's entry (each link is then listed in the issues file).")
+    listing.candidates = kept
+    return issues
+
+
+def class_problems(manifest: "Manifest", listing_issues: Sequence[tuple[str, str, str]], *, dataset_id: str,
+                   root: Path) -> str | None:
+    """What is wrong with the classes, as one message naming them and the fix; None when nothing is."""
+    problems = []
+    counts = manifest.counts()
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        problems.append(f"class(es) without a single readable image: {', '.join(empty)} (an empty or missing folder, "
+                        f"or no label rows, or every file unreadable). Put the images in place, or remove the "
+                        f"class(es) from `classes:` in the dataset's entry")
+    unexpected = [(path, detail) for path, kind, detail in listing_issues if kind == "unexpected_class"]
+    if unexpected:
+        shown = "; ".join(f"{escaped(path)} ({detail})" for path, detail in unexpected[:5])
+        more = f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""
+        problems.append(f"image(s) of classes that are not one of `classes:` {manifest.class_names}: {shown}{more}. "
+                        f"Add the class to `classes:`, or list it under `ignore_classes:` to leave it out on purpose")
+    present = [name for name, n in counts.items() if n > 0]
+    if len(present) < 2:
+        problems.append(f"{len(present)} class(es) with images ({', '.join(present) or 'none'}): the probes need at "
+                        f"least two. The root should hold one folder (or label value) per class")
+    if not problems:
+        return None
+    return f"dataset '{dataset_id}' under {root}: " + ". ".join(problems) + "."
+
+
 def build_manifest(root: str | Path, *, adapter: str = "imagefolder", classes: Sequence[str] | None = None,
                    exclude: Sequence[str] = (), duplicates: str = "keep", threads: int = 1,
-                   dataset_id: str = "", spec: Mapping | None = None) -> Manifest:
+                   dataset_id: str = "", spec: Mapping | None = None, check_classes: bool = True) -> Manifest:
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"dataset '{dataset_id}': {root} does not exist")
     listing = list_samples(adapter, root, classes=classes, exclude=exclude, dataset_id=dataset_id, spec=spec)
+    screened = screen_paths(listing, root, allow_symlinks=bool((spec or {}).get("allow_symlinks")),
+                            dataset_id=dataset_id)
     paths = [c.path for c in listing.candidates]
     log.info("dataset '%s': decoding %d images under %s with %d thread(s)", dataset_id, len(paths), root, threads)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         facts = list(pool.map(_inspect_or_error, paths, chunksize=16))
 
-    issues = [dict(path=path, kind=kind, detail=detail) for path, kind, detail in listing.issues]
+    issues = [dict(path=escaped(path), kind=kind, detail=detail) for path, kind, detail in listing.issues] + screened
     rows = []
     label_of = {name: i for i, name in enumerate(listing.class_names)}
     for cand, fact in zip(listing.candidates, facts):
@@ -118,7 +217,12 @@ def build_manifest(root: str | Path, *, adapter: str = "imagefolder", classes: S
             drop.append(i)
     samples = samples.drop(index=drop).reset_index(drop=True)
     issue_frame = pd.DataFrame(issues, columns=ISSUE_COLUMNS)
-    return Manifest(samples=samples, issues=issue_frame, class_names=listing.class_names)
+    manifest = Manifest(samples=samples, issues=issue_frame, class_names=listing.class_names)
+    if check_classes:
+        problem = class_problems(manifest, listing.issues, dataset_id=dataset_id, root=root)
+        if problem:
+            raise DatasetError(problem)
+    return manifest
 
 
 def count_mismatches(manifest: Manifest, expected: Mapping | None) -> list[str]:

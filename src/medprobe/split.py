@@ -9,7 +9,7 @@ With group_aware=True, every group (patient, slide, lesion) stays on one side of
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,20 +22,51 @@ log = logging.getLogger(__name__)
 SPLIT_COLUMNS = ["sample_id", "label", "group", "partition", "fold"]
 
 
-def _check_class_sizes(labels: np.ndarray, needed: int, what: str, dataset_id: str) -> None:
+def _name(value: int, class_names: Mapping[int, str] | Sequence[str] | None) -> str:
+    """A label's class name, for messages (by label number only when the name is unknown)."""
+    if isinstance(class_names, Mapping):
+        return class_names.get(value, f"label {value}")
+    return class_names[value] if class_names and 0 <= value < len(class_names) else f"label {value}"
+
+
+def _check_class_sizes(labels: np.ndarray, needed: int, what: str, dataset_id: str,
+                       class_names: Sequence[str] | None = None) -> None:
     values, counts = np.unique(labels, return_counts=True)
     small = [(int(v), int(c)) for v, c in zip(values, counts) if c < needed]
     if small:
-        listing = ", ".join(f"label {v}: {c}" for v, c in small)
+        listing = ", ".join(f"{_name(v, class_names)}: {c}" for v, c in small)
         raise DatasetError(
-            f"dataset '{dataset_id}': too few samples for {what} (needs {needed} per class; {listing}). "
-            f"Lower split.n_folds or split.holdout_fraction, or add images."
+            f"dataset '{dataset_id}': too few images for {what} (it needs {needed} per class; {listing}). Add images "
+            f"to these classes, or leave them out (remove them from `classes:`, or list them under "
+            f"`ignore_classes:`)."
         )
+
+
+def _check_split(labels: np.ndarray, partition: np.ndarray, n_folds: int, dataset_id: str,
+                 class_names: Sequence[str] | None, holdout_fraction: float) -> None:
+    """Every class in the hold-out, and in every fold's training rows: otherwise a fold model never sees a class and
+    macro scores silently average in a zero."""
+    problems = []
+    for value in np.unique(labels):
+        n_total = int((labels == value).sum())
+        n_holdout = int(((labels == value) & (partition == "holdout")).sum())
+        n_train = n_total - n_holdout
+        if n_holdout == 0 or n_train < n_folds:
+            problems.append(f"{_name(int(value), class_names)}: {n_total} images, {n_holdout} in the hold-out, "
+                            f"{n_train} for {n_folds}-fold CV")
+    if problems:
+        smallest = min(int((labels == v).sum()) for v in np.unique(labels))
+        raise DatasetError(
+            f"dataset '{dataset_id}': too few images in some classes for the split (each class needs at least one "
+            f"hold-out image and split.n_folds = {n_folds} training images): " + "; ".join(problems) + ". Add images "
+            f"to these classes, leave them out (remove them from `classes:` or list them under `ignore_classes:`), "
+            f"or lower split.n_folds" + (f" (the smallest class has {smallest})" if smallest > 2 else "")
+            + f" or raise split.holdout_fraction (now {holdout_fraction}).")
 
 
 def make_split(sample_ids: Sequence[str], labels: Sequence[int], groups: Sequence[str] | None = None, *,
                holdout_fraction: float = 0.2, n_folds: int = 5, seed: int = 0, group_aware: bool = False,
-               dataset_id: str = "") -> pd.DataFrame:
+               dataset_id: str = "", class_names: Mapping[int, str] | Sequence[str] | None = None) -> pd.DataFrame:
     sample_ids = np.asarray(sample_ids, dtype=object)
     labels = np.asarray(labels, dtype=np.int64)
     groups = np.asarray(groups if groups is not None else [""] * len(labels), dtype=object)
@@ -51,16 +82,14 @@ def make_split(sample_ids: Sequence[str], labels: Sequence[int], groups: Sequenc
         outer = StratifiedGroupKFold(n_splits=n_holdout_splits, shuffle=True, random_state=seed)
         train_idx, holdout_idx = next(outer.split(index, labels, groups))
     else:
-        _check_class_sizes(labels, 2, "a stratified hold-out", dataset_id)
+        _check_class_sizes(labels, 2, "a stratified hold-out", dataset_id, class_names)
         train_idx, holdout_idx = train_test_split(index, test_size=holdout_fraction, stratify=labels,
                                                   random_state=seed)
     train_idx = np.sort(train_idx)
     fold = np.full(len(labels), -1, dtype=np.int64)
-    values, counts = np.unique(labels[train_idx], return_counts=True)
-    for value, count in zip(values, counts):
-        if count < n_folds:  # scikit-learn copes; some fold models will not see this class
-            log.warning("dataset '%s': label %d has %d training samples, fewer than the %d folds",
-                        dataset_id, value, count, n_folds)
+    in_holdout = np.full(len(labels), "train", dtype=object)
+    in_holdout[holdout_idx] = "holdout"
+    _check_split(labels, in_holdout, n_folds, dataset_id, class_names, holdout_fraction)
     if group_aware:
         inner = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         folds = inner.split(train_idx, labels[train_idx], groups[train_idx])
@@ -110,7 +139,8 @@ def split_dataset(manifest_path, out_path, out_issues, *, dataset_id: str, seed:
     manifest = read_manifest(manifest_path)
     split = make_split(manifest["sample_id"], manifest["label"], manifest["group"],
                        holdout_fraction=holdout_fraction, n_folds=n_folds, seed=seed, group_aware=group_aware,
-                       dataset_id=dataset_id)
+                       dataset_id=dataset_id,
+                       class_names=dict(zip(manifest["label"].astype(int), manifest["label_name"])))
     log.info("dataset '%s' (%d samples, seed %d%s): %s", dataset_id, len(split), seed,
              ", group-aware" if group_aware else "", summarize_split(split))
     leaks = straddling_duplicates(manifest, split)

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
+from medprobe.manifest import input_fingerprint  # noqa: E402
 from medprobe.registry import dataset_root as _dataset_root  # noqa: E402
 from medprobe.registry import load_workflow_registries  # noqa: E402
 

@@ -38,6 +38,8 @@ rule manifest:
         spec=lambda wildcards: DATASETS[wildcards.dataset],
         root=lambda wildcards: str(dataset_root(wildcards.dataset)),
         data_root=config["data_root"],
+        # a file under the root added, removed, replaced or touched reruns the manifest (and all after it)
+        fingerprint=lambda wildcards: input_fingerprint(dataset_root(wildcards.dataset)),
         count_mismatch=config["manifest"]["count_mismatch"],
         duplicates=config["manifest"]["duplicates"],
     threads: config["manifest"]["threads"]

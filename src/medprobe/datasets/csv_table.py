@@ -37,13 +37,18 @@ def one_hot_label(row: Mapping[str, str], columns: Sequence[str], extra: Sequenc
     return hot[0] if len(hot) == 1 and hot[0] in columns else None
 
 
-def build_listing(root: Path, entries, classes: Sequence[str], exclude: Sequence[str], source: Path) -> Listing:
+def build_listing(root: Path, entries, classes: Sequence[str], exclude: Sequence[str], source: Path,
+                  ignore_classes: Sequence[str] = ()) -> Listing:
     """Candidates from (sample_id, relpath, class_name, group) tuples: missing files and unknown classes are issues."""
     issues, candidates = [], []
     for sample_id, relpath, class_name, group in entries:
         path = root / relpath
         if class_name is None:
             issues.append((str(path), "no_label", f"{source.name}: no single class for this row"))
+            continue
+        if class_name in ignore_classes:
+            issues.append((str(path), "ignored_class", f"{source.name}: class {class_name!r} is listed under "
+                                                       f"ignore_classes; left out"))
             continue
         if class_name not in classes:
             issues.append((str(path), "unexpected_class", f"{source.name}: class {class_name!r} is not one of "
@@ -74,7 +79,8 @@ def list_samples(root: Path, classes: Sequence[str] | None = None, exclude: Sequ
     require_columns(rows, [path_column, table.get("label_column", "label") if not one_hot else "",
                            table.get("group_column", ""), *(one_hot or [])], source)
     if classes is None:
-        classes = list(one_hot) if one_hot else sorted({r[table.get("label_column", "label")] for r in rows})
+        ignored = set((spec or {}).get("ignore_classes") or ())
+        classes = list(one_hot) if one_hot else sorted({r[table.get("label_column", "label")] for r in rows} - ignored)
     template = table.get("path_template", "{" + path_column + "}")
     groups = {}
     if table.get("groups_file"):
@@ -92,4 +98,4 @@ def list_samples(root: Path, classes: Sequence[str] | None = None, exclude: Sequ
             group = row.get(table.get("group_column", ""), "") or ""
         relpath = template.format(**row)
         entries.append((relpath, relpath, label, group))
-    return build_listing(root, entries, classes, exclude, source)
+    return build_listing(root, entries, classes, exclude, source, (spec or {}).get("ignore_classes") or ())

@@ -24,9 +24,9 @@ def list_samples(root: Path, classes: Sequence[str] | None = None, exclude: Sequ
     if not classes:
         if column == "class_name" and "class_id" in rows[0]:
             order = sorted({(int(r["class_id"]), r["class_name"]) for r in rows})
-            classes = [name for _, name in order]
+            classes = [name for _, name in order if name not in ((spec or {}).get("ignore_classes") or ())]
         else:
-            classes = sorted({r[column] for r in rows if r[column]})
+            classes = sorted({r[column] for r in rows if r[column]} - set((spec or {}).get("ignore_classes") or ()))
     image_dir = table.get("image_dir", "train")
     entries = [(r["image_name"], f"{image_dir}/{r['image_name']}", r[column] or None, "") for r in rows]
-    return build_listing(root, entries, list(classes), exclude, source)
+    return build_listing(root, entries, list(classes), exclude, source, (spec or {}).get("ignore_classes") or ())

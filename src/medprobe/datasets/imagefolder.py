@@ -3,7 +3,9 @@ user's own data).
 
 Class order is the registry's `classes` when given, else the sorted names of the non-empty class folders. Files
 directly under the root, folders that are not a registered class, empty class folders, and files matching an
-`exclude` pattern are listed as issues, never silently dropped.
+`exclude` pattern are listed as issues, never silently dropped; medprobe.manifest stops on the ones that would change
+the classes (a registered class without images, a folder with images that is not registered and not listed under
+`ignore_classes`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ def list_samples(root: Path, classes: Sequence[str] | None = None, exclude: Sequ
     for stray in sorted(p for p in root.iterdir() if p.is_file()):
         issues.append((str(stray), "outside_class_folder", "file directly under the dataset root; not a sample"))
 
+    ignored = set((spec or {}).get("ignore_classes") or ())
+    for name in sorted(ignored & set(folders)):
+        issues.append((str(root / name), "ignored_class", "folder listed under ignore_classes; left out"))
+    folders = {name: folder for name, folder in folders.items() if name not in ignored}
     per_class: dict[str, list[Path]] = {name: _files_below(folder) for name, folder in folders.items()}
     if classes is None:
         for name, files in per_class.items():
@@ -36,9 +42,12 @@ def list_samples(root: Path, classes: Sequence[str] | None = None, exclude: Sequ
         class_names = list(classes)
         for name, files in per_class.items():
             if name not in class_names:
-                issues.append((str(root / name), "unexpected_class",
-                               f"folder is not one of the registry's classes {class_names}; its {len(files)} "
-                               f"file(s) are left out"))
+                if files:
+                    issues.append((str(root / name), "unexpected_class",
+                                   f"folder is not one of the registry's classes {class_names}; it holds "
+                                   f"{len(files)} file(s)"))
+                else:
+                    issues.append((str(root / name), "empty_folder", "empty folder, not a registered class"))
         for name in class_names:
             if name in per_class and not per_class[name]:
                 issues.append((str(root / name), "empty_class", "class folder holds no files"))

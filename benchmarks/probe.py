@@ -80,10 +80,11 @@ def main() -> None:
         for solver in ("sklearn", "torch"):
             start = time.perf_counter()
             if solver == "sklearn":
-                out, _, _ = _fold_sklearn(features[train].astype(np.float64), labels[train],
-                                          [features[holdout].astype(np.float64)], dual="auto", seed=0, **common)
+                out, _, _, _ = _fold_sklearn(features[train].astype(np.float64), labels[train],
+                                             [features[holdout].astype(np.float64)], dual="auto", seed=0, **common)
             else:
-                out, _, _ = _fold_torch(features[train], labels[train], [features[holdout]], device=device, **common)
+                out, _, _, _ = _fold_torch(features[train], labels[train], [features[holdout]], device=device,
+                                           **common)
                 if device.type == "cuda":
                     torch.cuda.synchronize()
             took = time.perf_counter() - start

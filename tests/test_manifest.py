@@ -117,3 +117,135 @@ def test_demo_subset_matches_its_registry_entry(repo):
                                   exclude=spec.get("exclude", []))
         assert count_mismatches(manifest, spec["expected"]) == []
         assert not set(manifest.issues["kind"]) - {"duplicate"}
+
+
+# --- inputs that must stop the manifest job: nothing published, the message names the value and the fix -----------
+
+def three_classes(root, per_class=6):
+    for c, name in enumerate(["benign", "malignant", "normal"]):
+        for i in range(per_class):
+            save_image(root / name / f"{name}{i}.png", seed=100 * c + i)
+    return root
+
+
+def refused(spec, root, tmp_path, match):
+    out, issues = tmp_path / "out" / "m.tsv", tmp_path / "out" / "m.issues.tsv"
+    with pytest.raises(DatasetError, match=match):
+        make_dataset_manifest("d", {"adapter": "imagefolder", **spec}, root, out, issues)
+    assert not out.exists() and not issues.exists()
+
+
+@pytest.mark.parametrize("trouble", ["empty folder", "missing folder"])
+def test_a_configured_class_without_images_stops_the_manifest(tmp_path, trouble):
+    root = three_classes(tmp_path / "data")
+    shutil.rmtree(root / "normal")
+    if trouble == "empty folder":
+        (root / "normal").mkdir()
+    refused({"classes": ["benign", "malignant", "normal"]}, root, tmp_path,
+            r"without a single readable image: normal.*remove the class\(es\) from `classes:`")
+
+
+def test_classes_that_do_not_exist_at_all_stop_the_manifest(tmp_path):
+    root = three_classes(tmp_path / "data")
+    refused({"classes": ["cat", "dog"]}, root, tmp_path,
+            r"without a single readable image: cat, dog.*not one of `classes:`.*0 class\(es\) with images")
+
+
+def test_an_unlisted_folder_with_images_stops_the_manifest_unless_ignored(tmp_path):
+    root = three_classes(tmp_path / "data")
+    spec = {"classes": ["benign", "malignant"]}
+    refused(spec, root, tmp_path, r"not one of `classes:` \['benign', 'malignant'\]: .*normal \(.*6 file\(s\)\)"
+                                  r".*ignore_classes")
+    manifest = make_dataset_manifest("d", {"adapter": "imagefolder", **spec, "ignore_classes": ["normal"]}, root,
+                                     tmp_path / "m.tsv", tmp_path / "m.issues.tsv")
+    assert manifest.counts() == {"benign": 6, "malignant": 6}
+    assert issue_kinds(manifest)["normal"] == "ignored_class"
+
+
+def test_a_single_class_stops_the_manifest(tmp_path):
+    root = tmp_path / "data"
+    for i in range(8):
+        save_image(root / "only" / f"{i}.png", seed=i)
+    refused({}, root, tmp_path, r"1 class\(es\) with images \(only\): the probes need at least two")
+
+
+def test_symlinks_are_refused_unless_allowed_and_then_listed(tmp_path):
+    root = three_classes(tmp_path / "data")
+    (root / "benign" / "link.png").symlink_to(root / "malignant" / "malignant0.png")
+    spec = {"classes": ["benign", "malignant", "normal"]}
+    refused(spec, root, tmp_path, r"1 sample\(s\) are reached through symbolic links: .*benign/link.png -> "
+                                  r".*malignant/malignant0.png.*allow_symlinks: true")
+    manifest = make_dataset_manifest("d", {"adapter": "imagefolder", **spec, "allow_symlinks": True}, root,
+                                     tmp_path / "m.tsv", tmp_path / "m.issues.tsv")
+    assert issue_kinds(manifest)["link.png"] == "symlink" and manifest.counts()["benign"] == 7
+
+
+def test_a_symlinked_root_is_fine(tmp_path):
+    root = three_classes(tmp_path / "data")
+    (tmp_path / "alias").symlink_to(root)
+    manifest = make_dataset_manifest("d", {"adapter": "imagefolder"}, tmp_path / "alias", tmp_path / "m.tsv",
+                                     tmp_path / "m.issues.tsv")
+    assert len(manifest.samples) == 18
+
+
+@pytest.mark.parametrize("row", ["../outside.png", "ABSOLUTE", "benign/../../outside.png"])
+def test_csv_paths_outside_the_root_are_never_read(tmp_path, row, monkeypatch):
+    from medprobe import manifest as manifest_module
+
+    root = three_classes(tmp_path / "data", per_class=3)
+    outside = save_image(tmp_path / "outside.png", seed=77)
+    row = str(outside) if row == "ABSOLUTE" else row
+    lines = ["image,label"] + [f"{c}/{c}{i}.png,{c}" for c in ("benign", "malignant", "normal") for i in range(3)]
+    (root / "labels.csv").write_text("\n".join(lines + [f"{row},benign"]) + "\n")
+    opened = []
+    monkeypatch.setattr(manifest_module, "read_source", lambda p: opened.append(p) or (_ for _ in ()).throw(OSError))
+    out = tmp_path / "out" / "m.tsv"
+    with pytest.raises(DatasetError, match=r"1 sample path\(s\) lie outside the dataset root: .*outside.png.*"
+                                           r"path_template"):
+        make_dataset_manifest("d", {"adapter": "csv", "csv": {"file": "labels.csv", "path_column": "image"}},
+                              root, out, tmp_path / "out" / "i.tsv")
+    assert opened == [] and not out.exists()
+
+
+def test_a_path_template_that_climbs_out_is_refused(tmp_path):
+    root = three_classes(tmp_path / "data", per_class=3)
+    lines = ["image,label"] + [f"{c}{i},{c}" for c in ("benign", "malignant", "normal") for i in range(3)]
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    spec = {"adapter": "csv", "csv": {"file": "labels.csv", "path_column": "image",
+                                      "path_template": "../{label}/{image}.png"}}
+    with pytest.raises(DatasetError, match=r"9 sample path\(s\) lie outside the dataset root"):
+        make_dataset_manifest("d", spec, root, tmp_path / "m.tsv", tmp_path / "i.tsv")
+
+
+def test_control_characters_in_file_names_are_refused_and_listed_escaped(tmp_path):
+    root = three_classes(tmp_path / "data")
+    save_image(root / "benign" / "tab\there.png", seed=55)
+    save_image(root / "benign" / "new\nline.png", seed=56)
+    manifest = make_dataset_manifest("d", {"adapter": "imagefolder"}, root, tmp_path / "m.tsv",
+                                     tmp_path / "m.issues.tsv")
+    assert manifest.counts()["benign"] == 6
+    issues = (tmp_path / "m.issues.tsv").read_text()
+    assert "tab\\x09here.png\tunsafe_file_name" in issues and "new\\x0aline.png\tunsafe_file_name" in issues
+    for path in (tmp_path / "m.tsv", tmp_path / "m.issues.tsv"):   # one line per row: safe for cut and awk
+        lines = path.read_text().splitlines()
+        assert len({line.count("\t") for line in lines}) == 1
+
+
+def test_the_fingerprint_notices_every_change_under_the_root(tmp_path):
+    import os
+
+    from medprobe.manifest import input_fingerprint
+
+    root = three_classes(tmp_path / "data", per_class=2)
+    before = input_fingerprint(root)
+    assert input_fingerprint(root) == before
+    target = root / "benign" / "benign0.png"
+    stat = target.stat()
+    save_image(target, seed=999, size=(41, 32))   # replaced under the same name
+    assert input_fingerprint(root) != before
+    save_image(target, seed=0)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))   # the original bytes and time back
+    assert input_fingerprint(root) == before
+    save_image(root / "normal" / "extra.png", seed=5)
+    assert input_fingerprint(root) != before
+    assert input_fingerprint(tmp_path / "nowhere") == "absent"

@@ -132,3 +132,43 @@ def test_hold_out_predictions_are_kept_per_fold():
     assert len(result.predictions) == 5 * len(holdout_rows)
     for _, part in result.predictions.groupby("fold"):
         assert sorted(part.row) == sorted(holdout_rows)
+
+
+def test_torch_solver_is_bounded_reports_progress_and_says_why_it_stopped():
+    import torch
+
+    from medprobe.svm import fit_linear_svc
+
+    features, labels = blobs(n_per_class=60, n_classes=3, dim=30, separation=0.2, seed=1)
+    x = torch.tensor((features - features.mean(0)) / features.std(0), dtype=torch.float32)
+    calls = []
+    model = fit_linear_svc(x, torch.tensor(labels), 3, C=1.0, tol=1e-12, max_iter=3,
+                           progress=lambda *args: calls.append(args), progress_seconds=0.0)
+    assert not model.converged and model.stopped == "max_iter" and model.n_iter == 3
+    assert model.grad_ratio > 1e-12 and [c[0] for c in calls] == [1, 2, 3]
+    full = fit_linear_svc(x, torch.tensor(labels), 3, C=1.0, tol=1e-4, max_iter=300)
+    assert full.converged and full.stopped == "converged" and full.n_iter < 100
+
+
+def test_unconverged_folds_are_reported_in_the_log_the_table_and_the_notes(caplog):
+    from medprobe.tables import convergence_notes
+
+    features, labels = blobs(n_per_class=40, n_classes=3, dim=20, separation=0.2, seed=2)
+    table, _ = run(features, labels, solver="torch", tol=1e-12, torch_max_iter=2)
+    assert not table.converged.any()
+    assert "fold 0: the torch solver did not converge: stopped at max_iter=2 after 2 Newton iterations" in caplog.text
+    table.insert(0, "model", "m")
+    table.insert(0, "dataset", "d")
+    assert convergence_notes(table) == ["Not converged (the solver stopped at its iteration budget or stalled; see "
+                                        "the probe logs): d/m (fold 0, 1, 2, 3, 4)."]
+    assert convergence_notes(table.assign(converged=True)) == []
+
+
+def test_features_too_large_for_float32_stop_the_torch_probe():
+    from medprobe.errors import StoreError
+
+    features, labels = blobs(n_per_class=40, n_classes=2, dim=8)
+    features = features.astype(np.float32)
+    features[:3] = 3e38   # finite, but the standard deviation overflows
+    with pytest.raises(StoreError, match="not finite.*rerun the embed rule"):
+        run(features, labels, solver="torch")

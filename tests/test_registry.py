@@ -109,3 +109,43 @@ def test_dataset_root_override():
     spec = {"root": "busi/Dataset_BUSI_with_GT"}
     assert dataset_root("busi", spec, "data") == Path("data/busi/Dataset_BUSI_with_GT")
     assert dataset_root("busi", spec, "data", {"busi": "/mnt/busi"}) == Path("/mnt/busi")
+
+
+def umap_learn_refuses(n_neighbors: int, min_dist: float) -> bool:
+    """umap-learn's own parameter check (UMAP._validate_parameters), the judge of what a UMAP setting may be."""
+    import numpy as np
+    import umap
+
+    model = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine")
+    model._raw_data, model._sparse_data, model._initial_alpha = np.zeros((20, 3)), False, model.learning_rate
+    try:
+        model._validate_parameters()
+    except ValueError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("n_neighbors,min_dist", [(2, 0.0), (1, 0.1), (15, 0.99), (15, 1.0), (15, 1.0001), (15, 4.0),
+                                                  (15, -0.1), (1000, 0.5)])
+def test_umap_grid_refused_exactly_where_umap_learn_refuses(n_neighbors, min_dist):
+    from medprobe.umap_sweep import settings_problems
+
+    assert bool(settings_problems([n_neighbors], [min_dist])) == umap_learn_refuses(n_neighbors, min_dist)
+
+
+def test_a_bad_config_value_names_the_file_that_holds_it(repo, tmp_path):
+    from medprobe.registry import check_config
+
+    base = yaml.safe_load((repo / "config" / "demo.yaml").read_text())
+    override = tmp_path / "mine.yaml"
+    override.write_text("umap:\n  min_dist: [0.1, 4]\n")
+    config = {**base, "umap": {**base["umap"], "min_dist": [0.1, 4]}}
+    files = [repo / "config" / "demo.yaml", override]
+    with pytest.raises(RegistryError, match=rf"umap/min_dist: min_dist must be less than or equal to spread \(1.0\).*"
+                                            rf"umap-learn refuses it \(set in {override}\)"):
+        check_config(config, files)
+    config = {**base, "probe": {**base["probe"], "tol": -1}}
+    with pytest.raises(RegistryError, match=r"probe/tol: -1 is less than or equal to the minimum of 0 \(set in "
+                                            r"--config on the command line\)"):
+        check_config(config, files)
+    check_config(base, files)

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from medprobe import files
 from medprobe.datasets import list_samples
-from medprobe.datasets.base import NPZ_MEMBER
+from medprobe.datasets.base import NPZ_MEMBER, outside_root
 from medprobe.errors import DatasetError
 from medprobe.imageio import decode, read_source
 
@@ -114,10 +114,11 @@ def screen_paths(listing, root: Path, *, allow_symlinks: bool, dataset_id: str) 
         return []
     root_lexical = os.path.abspath(root)
     root_real = os.path.realpath(root)
-    outside, linked, issues, kept = [], [], [], []
+    outside = [path for path, kind, _ in listing.issues if kind == "outside_root"]
+    linked, issues, kept = [], [], []
     for cand in listing.candidates:
         lexical = os.path.abspath(cand.path)  # the adapter joined root and the listed path; normalised here
-        if os.path.commonpath([lexical, root_lexical]) != root_lexical:
+        if outside_root(root, lexical):
             outside.append(cand.path)
             continue
         relative = os.path.relpath(lexical, root_lexical)

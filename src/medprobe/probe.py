@@ -110,19 +110,28 @@ def _fold_sklearn(x_train, y_train, evals, *, n_classes, C, max_iter, tol, stand
     for x_eval in evals:
         x_eval = scaler.transform(x_eval)
         outputs.append((model.predict(x_eval), full_scores(model, x_eval, n_classes)))
-    return outputs, n_iter, n_iter < max_iter
+    converged = n_iter < max_iter
+    return outputs, n_iter, converged, "" if converged else f"liblinear stopped at max_iter={max_iter}"
 
 
-def _fold_torch(x_train, y_train, evals, *, n_classes, C, max_iter, tol, standardize, device):
+def _fold_torch(x_train, y_train, evals, *, n_classes, C, max_iter, tol, standardize, device, fold=0):
     import torch
 
     from medprobe.svm import as_tensor, fit_linear_svc
     from medprobe.svm import standardize as scale
 
     tensors = scale(as_tensor(x_train, device), *(as_tensor(x, device) for x in evals), enabled=standardize)
+    if not all(bool(torch.isfinite(t).all()) for t in tensors):
+        raise StoreError(f"fold {fold}: the standardized features are not finite (values too large for float32); "
+                         f"the embedding file holds values no encoder produces. Delete it and rerun the embed rule.")
     labels = torch.as_tensor(y_train, device=device, dtype=torch.long)
     present = torch.unique(labels)
-    model = fit_linear_svc(tensors[0], labels, n_classes, C, tol=tol, max_iter=max_iter)
+
+    def progress(iteration, ratio, seconds):
+        log.info("fold %d: Newton iteration %d of at most %d, |grad| / |grad0| = %.2e (tol %g), %.0f s", fold,
+                 iteration, max_iter, ratio, tol, seconds)
+
+    model = fit_linear_svc(tensors[0], labels, n_classes, C, tol=tol, max_iter=max_iter, progress=progress)
     outputs = []
     for x_eval in tensors[1:]:
         scores = model.decision_function(x_eval)
@@ -136,13 +145,16 @@ def _fold_torch(x_train, y_train, evals, *, n_classes, C, max_iter, tol, standar
         if n_classes == 2:
             full = np.stack([-full, full], axis=1)
         outputs.append((prediction.cpu().numpy(), full))
-    return outputs, model.n_iter, model.converged
+    why = "" if model.converged else (
+        f"{'the line search found no decrease' if model.stopped == 'stalled' else f'stopped at max_iter={max_iter}'}"
+        f" after {model.n_iter} Newton iterations with |grad| / |grad0| = {model.grad_ratio:.2e} (tol {tol})")
+    return outputs, model.n_iter, model.converged, why
 
 
 def probe_linear_svc(features: np.ndarray, labels: np.ndarray, partition: np.ndarray, fold: np.ndarray, *,
                      n_classes: int, C_numerator: float = 100.0, max_iter: int = 10000, tol: float = 1e-4,
                      standardize: bool = True, dual="auto", seed: int = 0, solver: str = "sklearn",
-                     device: str = "auto") -> ProbeResult:
+                     device: str = "auto", torch_max_iter: int = 300) -> ProbeResult:
     """The paper's protocol on aligned arrays. solver: sklearn (LinearSVC, the reference) or torch (the same
     objective, medprobe.svm)."""
     features = np.asarray(features, dtype=np.float64 if solver == "sklearn" else np.float32)
@@ -161,18 +173,20 @@ def probe_linear_svc(features: np.ndarray, labels: np.ndarray, partition: np.nda
         val = (~holdout) & (fold == k)
         C = svc_C(C_numerator, int(train.sum()))
         start = time.perf_counter()
-        common = dict(n_classes=n_classes, C=C, max_iter=max_iter, tol=tol, standardize=standardize)
+        common = dict(n_classes=n_classes, C=C, tol=tol, standardize=standardize)
         if solver == "sklearn":
-            outputs, n_iter, converged = _fold_sklearn(features[train], labels[train],
-                                                       [features[holdout], features[val]], dual=dual, seed=seed,
-                                                       **common)
+            outputs, n_iter, converged, why = _fold_sklearn(features[train], labels[train],
+                                                            [features[holdout], features[val]], dual=dual,
+                                                            seed=seed, max_iter=max_iter, **common)
         else:
-            outputs, n_iter, converged = _fold_torch(features[train], labels[train],
-                                                     [features[holdout], features[val]], device=torch_device,
-                                                     **common)
+            outputs, n_iter, converged, why = _fold_torch(features[train], labels[train],
+                                                          [features[holdout], features[val]], device=torch_device,
+                                                          max_iter=torch_max_iter, fold=k, **common)
         if not converged:
-            log.warning("fold %d: the %s solver stopped at max_iter=%d before converging (tol %g)", k, solver,
-                        max_iter, tol)
+            log.warning("fold %d: the %s solver did not converge: %s. Its scores are kept, with converged=False in "
+                        "the probe table and a note under the paper table; clean features converge (well-scaled "
+                        "embeddings take tens of iterations), so check the embeddings, or try probe.solver: sklearn",
+                        k, solver, why)
         log.info("fold %d: n_train=%d C=%.6g fitted in %.2f s (%s, %d iterations)", k, train.sum(), C,
                  time.perf_counter() - start, solver, n_iter)
         for name, mask, (predicted, scores) in (("holdout", holdout, outputs[0]), ("cv_val", val, outputs[1])):
@@ -198,7 +212,8 @@ def run_probe(embeddings_path: str | Path, split_path: str | Path, out_path: str
                               n_classes=len(emb.class_names), C_numerator=params["C_numerator"],
                               max_iter=params["max_iter"], tol=params["tol"], standardize=params["standardize"],
                               dual=params["dual"], seed=seed, solver=params.get("solver", "sklearn"),
-                              device=params.get("device", "auto"))
+                              device=params.get("device", "auto"),
+                              torch_max_iter=params.get("torch_max_iter", 300))
     table = result.metrics
     table.insert(0, "model", model_id)
     table.insert(0, "dataset", dataset_id)

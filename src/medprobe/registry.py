@@ -7,7 +7,7 @@ workflow/schemas/. The workflow (workflow/rules/common.smk) and the `medprobe` C
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import jsonschema
 import yaml
@@ -44,6 +44,53 @@ def validate(obj: Any, schema: str, source: str) -> None:
         raise RegistryError(f"{source}: does not follow workflow/schemas/{schema}.schema.yaml:\n" + "\n".join(lines))
 
 
+def _lookup(node: Any, path: Sequence[Any]) -> tuple[bool, Any]:
+    for key in path:
+        if isinstance(node, Mapping) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+        else:
+            return False, None
+    return True, node
+
+
+def where_set(path: Sequence[Any], configfiles: Sequence[str | Path], config: Mapping[str, Any]) -> str:
+    """The config file that holds the value the merged config has at `path` (any of --configfile's files, or the
+    Snakefile's configfile), or the command line's --config when no file holds that value."""
+    found, value = _lookup(config, path)
+    for configfile in reversed([Path(f) for f in configfiles]):
+        try:
+            held, in_file = _lookup(load_yaml(configfile) or {}, path)
+        except RegistryError:
+            continue
+        if held and (not found or in_file == value):
+            return str(configfile)
+    return "--config on the command line" if configfiles else "the config"
+
+
+def check_config(config: Mapping[str, Any], configfiles: Sequence[str | Path] = ()) -> None:
+    """The workflow config against its schema and the UMAP grid against umap-learn's own rules, before any job; each
+    violation names the file (or --config) that holds the value."""
+    from medprobe.umap_sweep import settings_problems
+
+    schema_obj = load_yaml(SCHEMA_DIR / "config.schema.yaml")
+    validator = jsonschema.Draft202012Validator(schema_obj)
+    lines = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
+        key = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        lines.append(f"  {key}: {err.message} (set in {where_set(list(err.absolute_path), configfiles, config)})")
+    umap = config.get("umap") or {}
+    if not lines and isinstance(umap, Mapping):
+        for problem in settings_problems(umap.get("n_neighbors") or [], umap.get("min_dist") or []):
+            key = problem.split(" ", 1)[0].replace(".", "/")
+            lines.append(f"  {key}: {problem.split(': ', 1)[1]}; umap-learn refuses it "
+                         f"(set in {where_set(key.split('/'), configfiles, config)})")
+    if lines:
+        raise RegistryError("the workflow config is not valid (workflow/schemas/config.schema.yaml and umap-learn's "
+                            "parameter rules):\n" + "\n".join(lines))
+
+
 def load_models(path: str | Path = DEFAULT_MODELS) -> dict[str, dict]:
     models = load_yaml(path) or {}
     validate(models, "models", str(path))
@@ -75,12 +122,13 @@ def effective_model(model_id: str, spec: Mapping[str, Any], feature_point: str |
     return spec
 
 
-def load_datasets(path: str | Path = DEFAULT_DATASETS, custom: Mapping[str, dict] | None = None) -> dict[str, dict]:
+def load_datasets(path: str | Path = DEFAULT_DATASETS, custom: Mapping[str, dict] | None = None,
+                  custom_source: str = "config key custom_datasets") -> dict[str, dict]:
     """The dataset registry, plus the config's `custom_datasets` (same schema; ids must not clash)."""
     datasets = load_yaml(path) or {}
     validate(datasets, "datasets", str(path))
     if custom:
-        validate(dict(custom), "datasets", "config key custom_datasets")
+        validate(dict(custom), "datasets", custom_source)
         clash = sorted(set(custom) & set(datasets))
         if clash:
             raise RegistryError(
@@ -137,7 +185,8 @@ def load_workflow_registries(config: Mapping[str, Any], repo_root: str | Path = 
     """Load both registries named by a validated workflow config and check its model and dataset ids."""
     models = load_models(resolve_path(config["registries"]["models"], repo_root))
     datasets = load_datasets(resolve_path(config["registries"]["datasets"], repo_root),
-                             config.get("custom_datasets") or {})
+                             config.get("custom_datasets") or {},
+                             custom_source=f"custom_datasets in {source}")
     check_ids(config["models"], models, "model", source)
     check_ids(config["datasets"], datasets, "dataset", source)
     for key in ("feature_points", "local_weights"):

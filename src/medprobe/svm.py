@@ -27,6 +27,8 @@ class TorchLinearSVC:
     n_classes: int
     n_iter: int
     converged: bool
+    grad_ratio: float = 0.0     # the largest ||grad f(w)|| / ||grad f(0)|| over the classes when it stopped
+    stopped: str = "converged"  # converged | max_iter | stalled (the line search found no decrease)
 
     def decision_function(self, features: torch.Tensor) -> torch.Tensor:
         scores = features @ self.weights[:-1] + self.weights[-1]
@@ -38,8 +40,16 @@ class TorchLinearSVC:
 
 
 def fit_linear_svc(features: torch.Tensor, labels: torch.Tensor, n_classes: int, C: float, *, tol: float = 1e-4,
-                   max_iter: int = 1000, max_cg: int = 100) -> TorchLinearSVC:
-    """Minimise LinearSVC's objective (see the module docstring) on standardized `features` (n, d)."""
+                   max_iter: int = 1000, max_cg: int = 100, progress=None,
+                   progress_seconds: float = 10.0) -> TorchLinearSVC:
+    """Minimise LinearSVC's objective (see the module docstring) on standardized `features` (n, d).
+
+    Bounded: at most `max_iter` Newton steps of at most `max_cg` CG products each, and it stops early when the line
+    search finds no decrease any more (`stalled`: more iterations cannot help). `progress(iteration, grad_ratio,
+    seconds)` is called every `progress_seconds`."""
+    import time
+
+    started = last_report = time.perf_counter()
     device, dtype = features.device, features.dtype
     n, d = features.shape
     x = torch.cat([features, torch.ones(n, 1, device=device, dtype=dtype)], dim=1)
@@ -63,16 +73,23 @@ def fit_linear_svc(features: torch.Tensor, labels: torch.Tensor, n_classes: int,
     margins = torch.zeros(n, k, device=device, dtype=dtype)
     grad0 = (-2.0 * C * (x.T @ y)).norm(dim=0)
     converged = False
+    stopped = "max_iter"
     iteration = 0
+    ratio = 1.0
     for iteration in range(1, max_iter + 1):
         active = ((y * margins) < 1.0).to(dtype)
         grad = w + 2.0 * C * (x.T @ (active * (margins - y)))
         grad_norm = grad.norm(dim=0)
+        ratio = float((grad_norm / grad0.clamp_min(1e-30)).max())
         todo = grad_norm > tol * grad0
         if not bool(todo.any()):
-            converged = True
+            converged, stopped = True, "converged"
             iteration -= 1
             break
+        now = time.perf_counter()
+        if progress is not None and now - last_report >= progress_seconds:
+            progress(iteration, ratio, now - started)
+            last_report = now
         # inexact Newton step: preconditioned CG on H step = -grad, to 10% of the gradient's norm
         step = torch.zeros_like(w)
         residual = -grad
@@ -96,14 +113,20 @@ def fit_linear_svc(features: torch.Tensor, labels: torch.Tensor, n_classes: int,
         f0 = objective(w, margins)
         slope = (grad * step).sum(0).double()
         t = torch.ones(k, device=device, dtype=dtype)
+        ok = torch.zeros(k, device=device, dtype=torch.bool)
         for _ in range(30):
             ok = objective(w + t * step, margins + t * x_step) <= f0 + 1e-4 * t.double() * slope
             if bool(ok.all()):
                 break
             t = torch.where(ok, t, 0.5 * t)
+        if not bool(ok[todo].any()):   # no class still to do found a decrease: the iterations would go on forever
+            stopped = "stalled"
+            break
+        t = torch.where(ok, t, torch.zeros_like(t))
         w = w + t * step
         margins = margins + t * x_step
-    return TorchLinearSVC(weights=w, n_classes=n_classes, n_iter=iteration, converged=converged)
+    return TorchLinearSVC(weights=w, n_classes=n_classes, n_iter=iteration, converged=converged, grad_ratio=ratio,
+                          stopped=stopped)
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor, enabled: bool = True):

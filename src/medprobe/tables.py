@@ -103,6 +103,18 @@ def shared_towers(records: Sequence[Mapping], models: Mapping[str, Mapping]) -> 
     return notes
 
 
+def convergence_notes(probes: pd.DataFrame) -> list[str]:
+    """The fold models whose solver stopped before converging: their cells are marked in the notes, never hidden."""
+    if "converged" not in probes.columns:
+        return []
+    stopped = probes[~probes["converged"].astype(bool)][["dataset", "model", "fold"]].drop_duplicates()
+    if stopped.empty:
+        return []
+    cells = stopped.groupby(["dataset", "model"])["fold"].apply(lambda f: ", ".join(str(int(k)) for k in sorted(f)))
+    listing = "; ".join(f"{dataset}/{model} (fold {folds})" for (dataset, model), folds in cells.items())
+    return [f"Not converged (the solver stopped at its iteration budget or stalled; see the probe logs): {listing}."]
+
+
 def provenance_notes(records: Sequence[Mapping], embedding_attrs: Sequence[Mapping],
                      models: Mapping[str, Mapping]) -> list[str]:
     """How the embeddings were extracted (exact, or which speed-ups ran) and the exact weights each model used: the
@@ -244,7 +256,7 @@ def make_tables(probe_paths: Sequence[str | Path], *, models: Mapping[str, Mappi
     files.write_tsv(out_summary, summary)
     files.write_tsv(out_tsv, table)
     notes = (table_notes(datasets, f1, n_folds, std_ddof) + shared_towers(records, models)
-             + provenance_notes(records, embedding_attrs, models))
+             + provenance_notes(records, embedding_attrs, models) + convergence_notes(probes))
     files.write_text(out_md, to_markdown(table, notes))
     if out_tex:
         files.write_text(out_tex, to_latex(table, notes))

@@ -44,6 +44,23 @@ from medprobe.store import STRING, read_embeddings
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("medprobe", "umap-learn")
+SPREAD = 1.0  # UMAP's default spread, as in the paper; every layout's a, b come from (SPREAD, min_dist)
+
+
+def settings_problems(n_neighbors: Sequence, min_dist: Sequence, *, spread: float = SPREAD) -> list[str]:
+    """What umap-learn's UMAP._validate_parameters would refuse in the grid (same conditions, same words), so a bad
+    value stops the workflow before any job instead of producing degenerate layouts (min_dist 4: a ~ 4e-10)."""
+    problems = []
+    for k in n_neighbors:
+        if k < 2:
+            problems.append(f"umap.n_neighbors {k}: n_neighbors must be greater than 1")
+    for d in min_dist:
+        if d > spread:
+            problems.append(f"umap.min_dist {d}: min_dist must be less than or equal to spread ({spread}); "
+                            f"use values in [0, {spread}]")
+        if d < 0.0:
+            problems.append(f"umap.min_dist {d}: min_dist cannot be negative")
+    return problems
 METRIC_COLUMNS = ["dataset", "model", "space", "n_neighbors", "n_neighbors_effective", "min_dist",
                   "trustworthiness", "silhouette", "knn_accuracy", "n_samples", "metric_sample"]
 
@@ -149,7 +166,7 @@ def layouts_from_graph(graph: FuzzyGraph, min_dists: Sequence[float], optimizer:
     """The layouts (len(min_dists), N, 2) of one fuzzy graph."""
     from umap.umap_ import find_ab_params
 
-    ab = [find_ab_params(1.0, float(d)) for d in min_dists]
+    ab = [find_ab_params(SPREAD, float(d)) for d in min_dists]
     if optimizer == "medprobe":
         from medprobe.umap_optimize import optimize_layouts
 
@@ -303,6 +320,9 @@ def run_sweep(embeddings_path: str | Path, out_path: str | Path, out_metrics: st
               n_neighbors: Sequence[int], min_dist: Sequence[float], metric: str = "cosine", seed: int = 42,
               threads: int = 1, optimizer: str = "medprobe", metrics: dict | None = None) -> Sweep:
     """The `umap_sweep` rule."""
+    problems = settings_problems(n_neighbors, min_dist)
+    if problems:
+        raise ValueError("; ".join(problems))
     import numba
     import torch
     import umap

@@ -10,11 +10,13 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
 from medprobe.manifest import input_fingerprint  # noqa: E402
+from medprobe.registry import check_config  # noqa: E402
 from medprobe.registry import dataset_root as _dataset_root  # noqa: E402
 from medprobe.registry import load_workflow_registries  # noqa: E402
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+check_config(config, getattr(workflow, "configfiles", []))  # each bad value named with the file that holds it
+validate(config, schema="../schemas/config.schema.yaml")  # Snakemake's: also fills the schema's defaults
 CONFIG_SOURCE = "config (" + ", ".join(str(p) for p in getattr(workflow, "configfiles", [])) + ")"
 MODELS, DATASETS = load_workflow_registries(config, REPO, source=CONFIG_SOURCE)
 

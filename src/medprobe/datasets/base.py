@@ -33,3 +33,12 @@ def matches_any(relpath: str, patterns) -> str | None:
 
     name = relpath.rsplit("/", 1)[-1]
     return next((p for p in patterns if fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relpath, p)), None)
+
+
+def outside_root(root: Path, path: str | Path) -> bool:
+    """True when `path` (root joined with a listed path) leaves the root lexically: `..` segments or an absolute path.
+    Decided without touching the disk, so nothing outside the root is even looked at."""
+    import os
+
+    root_lexical = os.path.abspath(root)
+    return os.path.commonpath([os.path.abspath(path), root_lexical]) != root_lexical

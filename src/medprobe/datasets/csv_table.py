@@ -13,7 +13,7 @@ import csv
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from medprobe.datasets.base import Candidate, Listing, matches_any
+from medprobe.datasets.base import Candidate, Listing, matches_any, outside_root
 from medprobe.errors import DatasetError
 
 
@@ -57,6 +57,9 @@ def build_listing(root: Path, entries, classes: Sequence[str], exclude: Sequence
         pattern = matches_any(relpath, exclude)
         if pattern:
             issues.append((str(path), "excluded", f"matches the registry's exclude pattern {pattern!r}"))
+            continue
+        if outside_root(root, path):
+            issues.append((str(path), "outside_root", f"{source.name}: the path leaves the dataset root"))
             continue
         if not path.is_file():
             issues.append((str(path), "missing_file", f"listed in {source.name} but not on disk"))

@@ -152,3 +152,43 @@ def test_report_is_one_self_contained_html_with_every_figure_and_table(tiny_run,
     assert {path for path, row in rows.items() if row["kind"] == "figure"} == set(figures)
     assert {path for path, row in rows.items() if row["kind"] == "table"} >= set(tables)
     assert len(list((tmp_path / "shots").glob("*.png"))) == len(rows)
+
+
+def test_an_image_replaced_under_the_same_name_reruns_the_manifest(repo, tmp_path):
+    from conftest import save_image
+
+    config = tiny_config(tmp_path, repo)
+    target = "results/splits/tiny.tsv"
+    run_snakemake(target, "--cores", "1", "--configfile", str(config), cwd=tmp_path)
+    first = (tmp_path / "results/manifests/tiny.tsv").read_text()
+    assert "Nothing to be done" in run_snakemake(target, "-n", "--configfile", str(config), cwd=tmp_path).stdout
+    image = next((tmp_path / "data" / "no_tumor").iterdir())
+    save_image(image, seed=1234, size=(50, 50), fmt="JPEG" if image.suffix.lower() in (".jpg", ".jpeg") else None)
+    planned = run_snakemake(target, "-n", "--configfile", str(config), cwd=tmp_path)
+    assert job_counts(planned.stdout) == {"manifest": 1, "split": 1}
+    run_snakemake(target, "--cores", "1", "--configfile", str(config), cwd=tmp_path)
+    second = (tmp_path / "results/manifests/tiny.tsv").read_text()
+    changed = [line for line in second.splitlines() if line not in first.splitlines()]
+    assert len(changed) == 1 and changed[0].startswith(f"no_tumor/{image.name}\t")
+
+
+def test_bad_inputs_stop_the_workflow_with_the_value_and_the_fix(repo, tmp_path):
+    config = tiny_config(tmp_path, repo)
+    bad_grid = tmp_path / "bad_grid.yaml"
+    bad_grid.write_text("umap:\n  min_dist: [0.1, 4]\n")
+    result = run_snakemake("-n", "--configfile", str(config), str(bad_grid), cwd=tmp_path, check=False)
+    assert result.returncode != 0 and "Job stats" not in result.stdout
+    assert f"umap/min_dist: min_dist must be less than or equal to spread (1.0); use values in [0, 1.0]; umap-learn " \
+           f"refuses it (set in {bad_grid})" in result.stdout + result.stderr
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "data" / "pituitary_tumor")   # a registered class without images
+    (tmp_path / "data" / "pituitary_tumor").mkdir()
+    result = run_snakemake("results/splits/tiny.tsv", "--cores", "1", "--configfile", str(config), cwd=tmp_path,
+                           check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "logs" / "manifest" / "tiny.log").read_text()
+    assert "class(es) without a single readable image: pituitary_tumor" in log and "`classes:`" in log
+    assert not (tmp_path / "results/manifests/tiny.tsv").exists()
+    assert not (tmp_path / "results/manifests/tiny.issues.tsv").exists()

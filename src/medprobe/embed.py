@@ -39,8 +39,9 @@ class ManifestImages(Dataset):
     `changed` (the job stops: the manifest no longer describes the data); one that fails later becomes a NaN row."""
 
     def __init__(self, paths: Sequence[str], transform, start: int = 0, draft: int | None = None,
-                 sha256: Sequence[str] | None = None):
+                 sha256: Sequence[str] | None = None, picture=None):
         self.paths = list(paths)
+        self.picture = picture  # (row, RGB image) -> RGB image, applied before the transform (the overlays)
         self.sha256 = list(sha256) if sha256 is not None else None
         self.transform = transform
         self.start = start
@@ -60,7 +61,10 @@ class ManifestImages(Dataset):
         if self.sha256 is not None and digest != self.sha256[row]:
             return row, None, f"its sha256 is now {digest[:12]}..., the manifest has {self.sha256[row][:12]}...", True
         try:
-            return row, self.transform(rgb_from_source(content, draft=self.draft)), None, False
+            image = rgb_from_source(content, draft=self.draft)
+            if self.picture is not None:
+                image = self.picture(row, image)
+            return row, self.transform(image), None, False
         except Exception as err:  # noqa: BLE001 - a failed image becomes a NaN row, reported by path
             return row, None, f"{type(err).__name__}: {err}", False
 
@@ -140,7 +144,9 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
                        class_names: Sequence[str], manifest_sha256: str, batch_size: int = 32,
                        num_workers: int = 0, device: str = "auto", max_failed: int = 0, amp: str = "off",
                        jpeg_draft: bool = False, channels_last: bool = False, progress_file=None,
-                       rebuild_hint: str = "Rebuild the manifest, then extract again.") -> Path:
+                       rebuild_hint: str = "Rebuild the manifest, then extract again.", picture=None,
+                       extra_attrs: Mapping[str, Any] | None = None,
+                       columns: Mapping[str, Sequence[str]] | None = None) -> Path:
     dev = resolve_device(device)
     autocast = use_amp(amp, dev, encoder)
     dtype = "bfloat16-autocast" if autocast else "float32"
@@ -159,13 +165,15 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
         "channels_last": bool(encoder.channels_last),
     }
     attrs["extraction_mode"] = extraction_mode(dtype, attrs["jpeg_draft"], attrs["channels_last"])
+    attrs.update(extra_attrs or {})
     writer = EmbeddingWriter(out_path, labels=manifest["label"].to_numpy(), sample_id=manifest["sample_id"],
-                             group=manifest["group"], dim=encoder.dim, attrs=attrs)
+                             group=manifest["group"], dim=encoder.dim, attrs=attrs, columns=columns)
     try:
         encoder.to(dev)
         images = ManifestImages(manifest["path"].tolist(), encoder.transform, start=writer.rows_done,
                                 draft=attrs["jpeg_draft"] or None,
-                                sha256=manifest["sha256"].tolist() if "sha256" in manifest else None)
+                                sha256=manifest["sha256"].tolist() if "sha256" in manifest else None,
+                                picture=picture)
         loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             collate_fn=collate, pin_memory=dev.type == "cuda",
                             persistent_workers=False)

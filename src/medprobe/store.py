@@ -5,6 +5,7 @@ results/embeddings/{dataset}/{model}.h5
     /labels     int64 (N,)
     /sample_id  utf-8 strings (N,)   same order as the manifest
     /group      utf-8 strings (N,)   empty where the dataset has no groups
+    /columns/*  utf-8 strings (N,)   optional per-row facts (the typographic probe: image_id, word_set, word)
     attrs: medprobe_version, model_id, feature_point, weights (JSON), preprocessing (JSON), dataset_id,
            manifest_sha256, class_names (JSON), torch_version, open_clip_version, timm_version, device, dtype,
            created_utc, n_failed, failed (JSON list of sample ids whose image failed; their rows are NaN),
@@ -34,7 +35,7 @@ from medprobe.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-JSON_ATTRS = ("weights", "preprocessing", "class_names", "failed")
+JSON_ATTRS = ("weights", "preprocessing", "class_names", "failed", "overlay")
 CHECKSUM_ATTR = "features_sha256"
 REQUIRED_ATTRS = ("medprobe_version", "model_id", "feature_point", "weights", "preprocessing", "dataset_id",
                   "manifest_sha256", "class_names", "device", "dtype", "created_utc", "n_failed")
@@ -48,6 +49,7 @@ class Embeddings:
     sample_id: np.ndarray
     group: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)   # /columns/<name>: extra per-row strings
 
     @property
     def class_names(self) -> list[str]:
@@ -84,7 +86,7 @@ def _decode_attr(key: str, value: Any) -> Any:
 def resume_key(attrs: Mapping[str, Any], n: int, dim: int) -> str:
     """What must be equal for a partial file to be continued rather than restarted."""
     fields = {k: attrs.get(k) for k in ("model_id", "feature_point", "weights", "preprocessing", "dataset_id",
-                                         "manifest_sha256", "dtype", "jpeg_draft")}
+                                         "manifest_sha256", "dtype", "jpeg_draft", "overlay")}
     fields.update(n=n, dim=dim)
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -93,8 +95,10 @@ class EmbeddingWriter:
     """Streams features into a resumable partial file; `finish()` renames it to the target."""
 
     def __init__(self, path: str | Path, *, labels: Sequence[int], sample_id: Sequence[str], group: Sequence[str],
-                 dim: int, attrs: Mapping[str, Any], chunk_rows: int = 256):
+                 dim: int, attrs: Mapping[str, Any], chunk_rows: int = 256,
+                 columns: Mapping[str, Sequence[str]] | None = None):
         self.path = Path(path)
+        self.columns = {name: list(values) for name, values in (columns or {}).items()}
         self.partial = partial_path(self.path)
         self.n = len(labels)
         self.dim = int(dim)
@@ -130,6 +134,8 @@ class EmbeddingWriter:
             handle.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
             handle.create_dataset("sample_id", data=np.asarray(list(sample_id), dtype=object), dtype=STRING)
             handle.create_dataset("group", data=np.asarray(list(group), dtype=object), dtype=STRING)
+            for name, values in self.columns.items():
+                handle.create_dataset(f"columns/{name}", data=np.asarray(values, dtype=object), dtype=STRING)
             handle.attrs["resume_key"] = self.key
             handle.attrs["rows_done"] = 0
             handle.attrs["failed"] = "[]"
@@ -296,6 +302,7 @@ def read_embeddings(path: str | Path) -> Embeddings:
                 sample_id=handle["sample_id"].asstr()[...],
                 group=handle["group"].asstr()[...],
                 attrs={k: _decode_attr(k, v) for k, v in handle.attrs.items()},
+                columns={name: handle["columns"][name].asstr()[...] for name in handle.get("columns", {})},
             )
     except OSError as err:
         raise StoreError(f"{path}: unreadable HDF5 file ({err}); delete it and rerun the embed rule") from err

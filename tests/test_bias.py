@@ -1,0 +1,124 @@
+"""The typographic probe: rendering, configuration errors, and known answers from encoders built to read, or to be
+blind to, the text region."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from conftest import copy_demo_subset
+from medprobe.embed import extract_embeddings
+from medprobe.errors import RegistryError
+from medprobe.manifest import make_dataset_manifest, read_manifest
+from medprobe.models.base import Encoder
+from medprobe.overlay import OverlayStyle, check_fits, overlay_plan, render, text_box
+from medprobe.split import split_dataset
+from medprobe.store import read_embeddings
+from medprobe.typographic import embed_overlays, run_typographic
+
+CLASSES = ["glioma_tumor", "no_tumor", "pituitary_tumor"]
+BIAS = {"n_images": 24, "word_sets": {"breast_axilla": ["BREAST", "AXILLA"], "left_right": ["LEFT", "RIGHT"]}}
+
+
+def test_the_word_lands_where_the_style_says():
+    image = Image.new("RGB", (300, 200), (0, 0, 0))
+    for position in ("top-left", "bottom-right", "center"):
+        style = OverlayStyle(position=position)
+        drawn = np.asarray(render(image, "AXILLA", style)).max(axis=2)
+        left, top, right, bottom = text_box("AXILLA", style, 300, 200)
+        rows, cols = np.nonzero(drawn > 128)
+        assert rows.min() >= top - 1 and rows.max() <= bottom and cols.min() >= left - 1 and cols.max() <= right
+        assert bottom - top == pytest.approx(0.08 * 200, abs=2) or position == "center"
+    half = np.asarray(render(image, "AXILLA", OverlayStyle(opacity=0.5, colour=(200, 0, 0))))
+    assert half[..., 0].max() == pytest.approx(100, abs=2) and half[..., 1].max() == 0
+
+
+def test_bad_overlay_settings_name_the_key():
+    with pytest.raises(RegistryError, match=r"bias.font '/no/such.ttf': no such font file"):
+        overlay_plan({"font": "/no/such.ttf"}, CLASSES)
+    with pytest.raises(RegistryError, match=r"bias.word_sets.mine \[\]: a word set needs at least two"):
+        overlay_plan({"word_sets": {"mine": []}}, CLASSES)
+    with pytest.raises(RegistryError, match=r"bias.position 'middle'"):
+        overlay_plan({"position": "middle"}, CLASSES)
+    plan = overlay_plan({"size": 0.1, "word_sets": {"mine": ["ABDOMEN", "MEDIASTINUM"]}}, CLASSES)
+    with pytest.raises(RegistryError, match=r"bias.word_sets.mine: the word 'MEDIASTINUM' does not fit a 120x300 "
+                                            r"image of dataset 'd' at bias.size 0.1.*Lower bias.size"):
+        check_fits(plan, [(512, 512), (256, 256), (120, 300)], dataset_id="d")
+    fitted = check_fits(overlay_plan({"size": 0.1}, CLASSES), [(512, 512), (256, 256)], dataset_id="d")
+    assert fitted.set_sizes["left_right"] == 0.1 and 0.04 < fitted.set_sizes["class_names"] < 0.1
+    assert overlay_plan({}, CLASSES).word_sets["class_names"] == ["GLIOMA TUMOR", "NO TUMOR", "PITUITARY TUMOR"]
+
+
+class Columns:
+    """A picklable forward: a coarse view of the image content, plus (reads_text) the top strip where the words are
+    written, weighted to dominate; text-blind versions black the strip out before looking."""
+
+    def __init__(self, reads_text: bool):
+        self.reads_text = reads_text
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        strip = batch[:, :, :20, :]
+        masked = batch.clone()
+        masked[:, :, :20, :] = 0.0
+        content = F.adaptive_avg_pool2d(masked, 4).flatten(1)
+        if not self.reads_text:
+            return content
+        return torch.cat([content, 10.0 * F.adaptive_avg_pool2d(strip, (5, 40)).flatten(1)], dim=1)
+
+
+def to_tensor_96(image: Image.Image) -> torch.Tensor:
+    array = np.asarray(image.resize((96, 96), Image.BILINEAR), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def toy_encoder(reads_text: bool) -> Encoder:
+    dim = 48 + (3 * 5 * 40 if reads_text else 0)
+    return Encoder(model_id="reader" if reads_text else "blind", transform=to_tensor_96, forward=Columns(reads_text),
+                   dim=dim, feature_point="toy", preprocessing={"size": 96}, weights={"source": "none"})
+
+
+@pytest.fixture(scope="module")
+def demo_dataset(tmp_path_factory):
+    base = tmp_path_factory.mktemp("typographic")
+    root = copy_demo_subset(base / "data", per_class=20)
+    manifest = base / "manifest.tsv"
+    make_dataset_manifest("tiny", {"adapter": "imagefolder", "classes": CLASSES}, root, manifest,
+                          base / "manifest.issues.tsv")
+    split = base / "split.tsv"
+    split_dataset(manifest, split, base / "split.issues.tsv", dataset_id="tiny", holdout_fraction=0.4)
+    return base, manifest, split
+
+
+@pytest.mark.parametrize("reads_text", [True, False])
+def test_known_answers_from_a_text_reader_and_a_text_blind_encoder(demo_dataset, monkeypatch, reads_text):
+    from medprobe import models
+
+    base, manifest, split = demo_dataset
+    encoder = toy_encoder(reads_text)
+    monkeypatch.setattr(models, "build_encoder", lambda *args, **kwargs: encoder)
+    clean = extract_embeddings(read_manifest(manifest), encoder, base / f"{encoder.model_id}.h5", dataset_id="tiny",
+                               class_names=CLASSES, manifest_sha256="x", batch_size=16)
+    overlays = embed_overlays("tiny", encoder.model_id, {"batch_size": 16}, manifest, split,
+                              base / f"{encoder.model_id}.overlays.h5", BIAS, class_names=CLASSES)
+    emb = read_embeddings(overlays)
+    assert len(emb.features) == 24 * (2 + 2 + 3) and emb.attrs["overlay"]["n_images"] == 24
+    assert set(emb.columns["word"]) == {"BREAST", "AXILLA", "LEFT", "RIGHT", "GLIOMA TUMOR", "NO TUMOR",
+                                        "PITUITARY TUMOR"}
+    table = run_typographic(clean, overlays, base / f"{encoder.model_id}.tsv", dataset_id="tiny",
+                            model_id=encoder.model_id, n_boot=50)
+    value = {(r.attribute, r.metric): r.value for r in table.itertuples()}
+    if reads_text:
+        assert all(value[(s, "text_decodability")] > 0.9 for s in ("breast_axilla", "left_right", "class_names"))
+        assert all(value[(s, "text_effect_size")] > 1.0 for s in ("breast_axilla", "left_right", "class_names"))
+        # the probe learnt the word: with the next class's name written, it is nearly always wrong
+        assert value[("class_names", "shortcut_permuted_accuracy")] < 0.15
+        assert value[("class_names", "shortcut_drop")] > 25.0
+    else:
+        assert all(abs(value[(s, "text_decodability")]) < 1e-9 for s in ("breast_axilla", "left_right",
+                                                                         "class_names"))
+        assert all(value[(s, "text_effect_size")] == 0.0 for s in ("breast_axilla", "left_right", "class_names"))
+        assert abs(value[("class_names", "shortcut_drop")]) < 1e-9
+    assert list(pd.read_csv(base / f"{encoder.model_id}.tsv", sep="\t").columns) == [
+        "dataset", "model", "probe", "attribute", "metric", "value", "spread", "n"]

@@ -2,7 +2,7 @@
 #   snakemake --cores 2                                    the offline demo (config/demo.yaml, the embedded default)
 #   snakemake --cores 8 --resources gpu=1 --configfile config/config.yaml      the paper: 16 models x 8 datasets
 #   snakemake --profile profiles/slurm --configfile config/config.yaml           the same, submitted to SLURM
-# Named targets: fetch, embeddings, umap, probes, paper_table (targets first: `snakemake probes --cores 2`).
+# Named targets: fetch, embeddings, umap, probes, bias, paper_table (targets first: `snakemake probes --cores 2`).
 # `fetch` downloads the datasets and weights only: run it where there is internet, e.g. on a cluster's login node.
 
 from pathlib import Path
@@ -26,6 +26,7 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/umap.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/bias.smk"
 
 
 rule all:
@@ -40,6 +41,7 @@ localrules:
     embeddings,
     umap,
     probes,
+    bias,
 
 
 rule fetch:
@@ -61,3 +63,8 @@ rule umap:
 rule probes:
     input:
         probe_targets(),
+
+
+rule bias:
+    input:
+        bias_targets(),

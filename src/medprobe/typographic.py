@@ -163,7 +163,8 @@ def text_effect_size(words_features: np.ndarray, clean: np.ndarray, labels: np.n
         word_var = float(((x - x.mean(axis=1, keepdims=True)) ** 2).sum(axis=2).mean())
         c, y = clean[index], labels[index]
         mu = c.mean(axis=0)
-        class_var = float(np.mean([((c[y == k].mean(axis=0) - mu) ** 2).sum() for k in y]))
+        class_var = sum((y == k).sum() * float(((c[y == k].mean(axis=0) - mu) ** 2).sum())
+                        for k in np.unique(y)) / len(y)
         return word_var / class_var if class_var > 0 else float("inf")
 
     everything = np.arange(len(clean))
@@ -264,3 +265,120 @@ def run_typographic(clean_path: str | Path, overlay_path: str | Path, out_path: 
     for row in table.itertuples():
         log.info("%s %s: %.4f ± %.4f", row.attribute, row.metric, row.value, row.spread)
     return table
+
+
+# --- the table and the figure ---------------------------------------------------------------------------------------
+
+TABLE_METRICS = (("text_decodability", "class_names", "text decodability"),
+                 ("text_effect_size", "class_names", "text effect size"),
+                 ("shortcut_drop", "class_names", "shortcut drop (points)"))
+
+
+def bias_table(paths: Sequence[str | Path], models: Mapping[str, Mapping], datasets: Mapping[str, Mapping]
+               ) -> pd.DataFrame:
+    """Tidy: every row of every (dataset, model) file, with the model's group and name (medical vs not visible)."""
+    frames = [pd.read_csv(p, sep="\t") for p in paths]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BIAS_COLUMNS)
+    table.insert(2, "group", [models[m]["group"] if m in models else "" for m in table["model"]])
+    order = {m: i for i, m in enumerate(models)}
+    dorder = {d: i for i, d in enumerate(datasets)}
+    return table.sort_values(["dataset", "model", "attribute", "metric"],
+                             key=lambda c: c.map(order) if c.name == "model" else (
+                                 c.map(dorder) if c.name == "dataset" else c)).reset_index(drop=True)
+
+
+def bias_markdown(table: pd.DataFrame, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping]) -> str:
+    """Models (in their groups) x datasets, one block per headline metric, mean ± spread."""
+    lines = ["Typographic probe: words written on the hold-out images (medprobe.typographic)", ""]
+    for metric, attribute, title in TABLE_METRICS:
+        part = table[(table["metric"] == metric) & (table["attribute"] == attribute)]
+        lines += [f"### {title} ({attribute} word set)", "",
+                  "| group | model | " + " | ".join(datasets[d]["name"] for d in datasets) + " |",
+                  "|---|---|" + "|".join([":-:"] * len(datasets)) + "|"]
+        for model_id, spec in models.items():
+            cells = []
+            for dataset_id in datasets:
+                hit = part[(part["model"] == model_id) & (part["dataset"] == dataset_id)]
+                cells.append(f"{hit['value'].iloc[0]:.2f} ± {hit['spread'].iloc[0]:.2f}" if len(hit) else "–")
+            lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("text decodability: chance-corrected accuracy of reading the word (0 chance, 1 perfect); text "
+                 "effect size: variance the word adds over variance between classes (> 1: the text moves the "
+                 "features more than the diagnosis); shortcut drop: accuracy lost, in points, when a probe trained on "
+                 "images carrying their class's name sees the next class's name.")
+    return "\n".join(lines) + "\n"
+
+
+def make_bias_table(paths: Sequence[str | Path], *, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping],
+                    out_tsv: str | Path, out_md: str | Path) -> pd.DataFrame:
+    """The `bias_table` rule."""
+    table = bias_table(paths, models, datasets)
+    files.write_tsv(out_tsv, table)
+    files.write_text(out_md, bias_markdown(table, models, datasets))
+    return table
+
+
+def bias_figure(table: pd.DataFrame, dataset_id: str, models: Mapping[str, Mapping], out_path: str | Path) -> None:
+    """One dataset: models ranked by text decodability, beside their shortcut drop, coloured by model group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = table[(table["dataset"] == dataset_id) & (table["attribute"] == CLASS_NAMES_SET)]
+    decod = part[part["metric"] == "text_decodability"].set_index("model")
+    drop = part[part["metric"] == "shortcut_drop"].set_index("model")
+    order = decod["value"].sort_values().index.tolist()
+    groups = list(dict.fromkeys(models[m]["group"] for m in models))
+    palette = dict(zip(groups, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * max(3, len(order)) + 1.2), sharey=True)
+    names = [models[m]["name"] if m in models else m for m in order]
+    colours = [palette.get(models.get(m, {}).get("group"), "grey") for m in order]
+    for ax, frame, title in ((axes[0], decod, "text decodability (0 chance, 1 perfect)"),
+                             (axes[1], drop, "shortcut drop (accuracy points)")):
+        values = [frame["value"].get(m, np.nan) for m in order]
+        spreads = [frame["spread"].get(m, 0.0) for m in order]
+        ax.barh(names, values, xerr=spreads, color=colours)
+        ax.set_title(title, fontsize=10)
+        ax.axvline(0, color="black", linewidth=0.8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[g]) for g in groups]
+    fig.legend(handles, groups, loc="lower center", ncol=min(4, len(groups)), fontsize=8, frameon=False)
+    fig.suptitle(f"{dataset_id}: the dataset's class names written on its hold-out images", fontsize=11)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    with files.atomic_path(out_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def example_panel(manifest_path: str | Path, split_path: str | Path, bias: Mapping[str, Any],
+                  class_names: Sequence[str], out_path: str | Path, *, seed: int = 0, n_examples: int = 3) -> None:
+    """A few hold-out images with every word written on them, as the probe saw them (before preprocessing)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from medprobe.imageio import load_rgb
+    from medprobe.manifest import read_manifest
+    from medprobe.overlay import check_fits
+    from medprobe.split import read_split
+
+    manifest = read_manifest(manifest_path)
+    images = probe_images(manifest, read_split(split_path), int(bias.get("n_images", 500)), seed)
+    plan = check_fits(overlay_plan(bias, class_names), list(zip(images["width"], images["height"])))
+    chosen = images.iloc[:n_examples]
+    words = plan.words()
+    fig, axes = plt.subplots(len(chosen), len(words) + 1, figsize=(1.8 * (len(words) + 1), 1.9 * len(chosen)),
+                             squeeze=False)
+    for i, row in enumerate(chosen.itertuples()):
+        image = load_rgb(row.path)
+        for j, (word_set, word) in enumerate([("", "")] + words):
+            shown = image if not word else render(image, word, plan.style_of(word_set))
+            axes[i, j].imshow(shown)
+            axes[i, j].set_axis_off()
+            if i == 0:
+                axes[i, j].set_title(word or "clean", fontsize=7)
+    fig.tight_layout()
+    with files.atomic_path(out_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

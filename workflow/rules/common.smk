@@ -87,5 +87,11 @@ def protocol_targets():
     return targets
 
 
+def bias_targets():
+    return ["results/tables/bias.tsv", "results/tables/bias.md"] + expand(
+        "results/figures/bias/{dataset}.png", dataset=config["datasets"])
+
+
 def all_outputs():
-    return table_targets() + umap_targets() + protocol_targets() + ["results/tables/runtimes.tsv"]
+    extra = bias_targets() if config["protocols"].get("bias") else []
+    return table_targets() + umap_targets() + protocol_targets() + extra + ["results/tables/runtimes.tsv"]

@@ -1,0 +1,125 @@
+# The typographic probe: the hold-out images with words written on them -> embeddings through the same model and
+# pipeline (a GPU rule beside `embed`) -> decodability, effect size and shortcut drop per word set -> one table and a
+# figure per dataset, with a panel of the overlaid images as the models saw them.
+
+
+rule embed_overlay:
+    input:
+        manifest="results/manifests/{dataset}.tsv",
+        split="results/splits/{dataset}.tsv",
+        weights="results/weights/{model}.json",
+    output:
+        embeddings="results/bias/overlays/{dataset}/{model}.h5",
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+        classes=lambda wildcards: DATASETS[wildcards.dataset].get("classes"),
+        bias=config.get("bias", {}),
+        device=config["embed"]["device"],
+        weights_dir=config["weights_dir"] or "",
+        seed=config["split"]["seed"],
+    threads: config["embed"]["threads"]
+    resources:
+        gpu=model_resource("gpu", 0),
+        mem_mb=model_resource("mem_mb", 8000),
+        runtime=model_resource("runtime", 60),
+    log:
+        "logs/embed_overlay/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/embed_overlay/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/embed.yaml"
+    script:
+        "../scripts/embed_overlay.py"
+
+
+rule typographic:
+    input:
+        embeddings="results/embeddings/{dataset}/{model}.h5",
+        overlays="results/bias/overlays/{dataset}/{model}.h5",
+    output:
+        table="results/bias/{dataset}/{model}.tsv",
+    params:
+        n_folds=config.get("bias", {}).get("n_folds", 5),
+        n_boot=config.get("bias", {}).get("n_boot", 200),
+        seed=config["split"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    log:
+        "logs/typographic/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/typographic/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/probe.yaml"
+    script:
+        "../scripts/typographic.py"
+
+
+rule bias_table:
+    input:
+        tables=expand("results/bias/{dataset}/{model}.tsv", dataset=config["datasets"], model=config["models"]),
+    output:
+        table="results/tables/bias.tsv",
+        markdown="results/tables/bias.md",
+        html=report(
+            "results/tables/bias.html",
+            caption="../report/bias_table.rst",
+            category="Bias audit",
+            labels={"table": "typographic probe"},
+        ),
+    params:
+        models=configured_models(),
+        datasets=configured_datasets(),
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        "logs/bias_table/all.log",
+    benchmark:
+        "benchmarks/bias_table/all.tsv"
+    conda:
+        "../../envs/probe.yaml"
+    script:
+        "../scripts/bias_table.py"
+
+
+rule bias_figure:
+    input:
+        table="results/tables/bias.tsv",
+        manifest="results/manifests/{dataset}.tsv",
+        split="results/splits/{dataset}.tsv",
+    output:
+        figure=report(
+            "results/figures/bias/{dataset}.png",
+            caption="../report/bias_figure.rst",
+            category="Bias audit",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "models ranked"},
+        ),
+        examples=report(
+            "results/figures/bias/{dataset}.examples.png",
+            caption="../report/bias_examples.rst",
+            category="Bias audit",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "overlaid images"},
+        ),
+    params:
+        models=configured_models(),
+        classes=lambda wildcards: DATASETS[wildcards.dataset].get("classes"),
+        bias=config.get("bias", {}),
+        seed=config["split"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        "logs/bias_figure/{dataset}.log",
+    benchmark:
+        "benchmarks/bias_figure/{dataset}.tsv"
+    conda:
+        "../../envs/probe.yaml"
+    script:
+        "../scripts/bias_figure.py"

@@ -1,0 +1,13 @@
+"""Rule bias_table: every (dataset, model) typographic file -> results/tables/bias.{tsv,md,html}."""
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+from medprobe.logs import logged  # noqa: E402
+from medprobe.report import tsv_to_html  # noqa: E402
+from medprobe.typographic import make_bias_table  # noqa: E402
+
+with logged(snakemake.log[0]):
+    make_bias_table(snakemake.input.tables, models=snakemake.params.models, datasets=snakemake.params.datasets,
+                    out_tsv=snakemake.output.table, out_md=snakemake.output.markdown)
+    tsv_to_html(snakemake.output.table, snakemake.output.html, "Typographic probe")

@@ -16,7 +16,8 @@ from medprobe.models.base import Encoder
 from medprobe.overlay import OverlayStyle, check_fits, overlay_plan, render, text_box
 from medprobe.split import split_dataset
 from medprobe.store import read_embeddings
-from medprobe.typographic import embed_overlays, run_typographic
+from medprobe.embed_overlay import embed_overlays
+from medprobe.typographic import run_typographic
 
 CLASSES = ["glioma_tumor", "no_tumor", "pituitary_tumor"]
 BIAS = {"n_images": 24, "word_sets": {"breast_axilla": ["BREAST", "AXILLA"], "left_right": ["LEFT", "RIGHT"]}}

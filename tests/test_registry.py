@@ -128,7 +128,7 @@ def umap_learn_refuses(n_neighbors: int, min_dist: float) -> bool:
 @pytest.mark.parametrize("n_neighbors,min_dist", [(2, 0.0), (1, 0.1), (15, 0.99), (15, 1.0), (15, 1.0001), (15, 4.0),
                                                   (15, -0.1), (1000, 0.5)])
 def test_umap_grid_refused_exactly_where_umap_learn_refuses(n_neighbors, min_dist):
-    from medprobe.umap_sweep import settings_problems
+    from medprobe.umap_settings import settings_problems
 
     assert bool(settings_problems([n_neighbors], [min_dist])) == umap_learn_refuses(n_neighbors, min_dist)
 

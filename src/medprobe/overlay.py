@@ -175,3 +175,27 @@ def check_fits(plan: OverlayPlan, sizes: Sequence[tuple[int, int]], *, source: s
                     f"set.")
         set_sizes[name] = style.size
     return OverlayPlan(style=plan.style, word_sets=plan.word_sets, set_sizes=set_sizes)
+
+
+def probe_images(manifest: "pd.DataFrame", split: "pd.DataFrame", n_images: int, seed: int) -> "pd.DataFrame":
+    """The hold-out images of the split (a seeded subsample of at most n_images, in manifest order)."""
+    import numpy as np
+
+    holdout = set(split.loc[split["partition"] == "holdout", "sample_id"])
+    chosen = manifest[manifest["sample_id"].isin(holdout)]
+    if len(chosen) > n_images:
+        keep = np.sort(np.random.default_rng(seed).choice(len(chosen), size=n_images, replace=False))
+        chosen = chosen.iloc[keep]
+    return chosen.reset_index(drop=True)
+
+
+def overlay_table(images: "pd.DataFrame", plan: OverlayPlan) -> "pd.DataFrame":
+    """One row per (image, word): the manifest's columns plus image_id, word_set, word; image-major order."""
+    import pandas as pd
+
+    rows = []
+    for image in images.itertuples(index=False):
+        for word_set, word in plan.words():
+            rows.append({**image._asdict(), "image_id": image.sample_id, "word_set": word_set, "word": word,
+                         "sample_id": f"{image.sample_id}|{word_set}|{word}"})
+    return pd.DataFrame(rows)

@@ -72,7 +72,7 @@ def where_set(path: Sequence[Any], configfiles: Sequence[str | Path], config: Ma
 def check_config(config: Mapping[str, Any], configfiles: Sequence[str | Path] = ()) -> None:
     """The workflow config against its schema and the UMAP grid against umap-learn's own rules, before any job; each
     violation names the file (or --config) that holds the value."""
-    from medprobe.umap_sweep import settings_problems
+    from medprobe.umap_settings import settings_problems
 
     schema_obj = load_yaml(SCHEMA_DIR / "config.schema.yaml")
     validator = jsonschema.Draft202012Validator(schema_obj)

@@ -262,15 +262,16 @@ def verify_written(path: Path, failed: Sequence[str]) -> str:
 
 def write_embeddings(path: str | Path, features: np.ndarray, labels: Sequence[int], sample_id: Sequence[str],
                      group: Sequence[str], attrs: Mapping[str, Any]) -> Path:
-    """Write a whole embedding file at once (atomically)."""
+    """Write a whole embedding file at once (atomically); rows that are not finite are recorded as failed images."""
     features = np.asarray(features, dtype=np.float32)
     partial = partial_path(path)
     if partial.exists():
         partial.unlink()
     writer = EmbeddingWriter(path, labels=labels, sample_id=sample_id, group=group, dim=features.shape[1],
                              attrs=attrs)
+    failed = [s for s, ok in zip(sample_id, np.isfinite(features).all(axis=1)) if not ok]  # NaN rows: failed images
     try:
-        writer.write(0, features)
+        writer.write(0, features, failed)
         return writer.finish()
     finally:
         writer.close()

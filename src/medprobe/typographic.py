@@ -31,84 +31,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from medprobe import files
-from medprobe.overlay import CLASS_NAMES_SET, OverlayPlan, OverlayStyle, overlay_plan, render
+from medprobe.overlay import CLASS_NAMES_SET, overlay_plan, probe_images, render
 
 log = logging.getLogger(__name__)
 
 BIAS_COLUMNS = ["dataset", "model", "probe", "attribute", "metric", "value", "spread", "n"]
-
-
-class WriteWord:
-    """The DataLoader's picture hook: row r of the overlay table gets its word written on it (picklable)."""
-
-    def __init__(self, words: Sequence[str], styles: Sequence[OverlayStyle]):
-        self.words = list(words)
-        self.styles = list(styles)
-
-    def __call__(self, row: int, image: Image.Image) -> Image.Image:
-        return render(image, self.words[row], self.styles[row])
-
-
-def probe_images(manifest: pd.DataFrame, split: pd.DataFrame, n_images: int, seed: int) -> pd.DataFrame:
-    """The hold-out images of the split (a seeded subsample of at most n_images, in manifest order)."""
-    holdout = set(split.loc[split["partition"] == "holdout", "sample_id"])
-    chosen = manifest[manifest["sample_id"].isin(holdout)]
-    if len(chosen) > n_images:
-        keep = np.sort(np.random.default_rng(seed).choice(len(chosen), size=n_images, replace=False))
-        chosen = chosen.iloc[keep]
-    return chosen.reset_index(drop=True)
-
-
-def overlay_table(images: pd.DataFrame, plan: OverlayPlan) -> pd.DataFrame:
-    """One row per (image, word): the manifest's columns plus image_id, word_set, word; image-major order."""
-    rows = []
-    for image in images.itertuples(index=False):
-        for word_set, word in plan.words():
-            rows.append({**image._asdict(), "image_id": image.sample_id, "word_set": word_set, "word": word,
-                         "sample_id": f"{image.sample_id}|{word_set}|{word}"})
-    return pd.DataFrame(rows)
-
-
-def embed_overlays(dataset_id: str, model_id: str, model_spec: Mapping, manifest_path: str | Path,
-                   split_path: str | Path, out_path: str | Path, bias: Mapping[str, Any], *,
-                   weights_json: str | Path | None = None, class_names: Sequence[str] | None = None,
-                   device: str = "auto", threads: int = 1, seed: int = 0, progress_file=None) -> Path:
-    """The `embed_overlay` rule: the probe's images, each written with every word, through the model's pipeline."""
-    import torch
-
-    from medprobe.embed import extract_embeddings, plan_threads, resolve_device
-    from medprobe.files import file_sha256
-    from medprobe.manifest import class_names_of, read_manifest
-    from medprobe.models import build_encoder
-    from medprobe.overlay import check_fits
-    from medprobe.split import read_split
-    from medprobe.weights import read_record, record_paths
-
-    manifest = read_manifest(manifest_path)
-    names = class_names_of(manifest, class_names)
-    plan = overlay_plan(bias, names)
-    images = probe_images(manifest, read_split(split_path), int(bias.get("n_images", 500)), seed)
-    plan = check_fits(plan, list(zip(images["width"], images["height"])), dataset_id=dataset_id)
-    table = overlay_table(images, plan)
-    record = read_record(weights_json, model_id) if weights_json else None
-    encoder = build_encoder(model_id, model_spec, record_paths(record) if record else None)
-    torch_threads, num_workers = plan_threads(threads, resolve_device(device), encoder.neural)
-    torch.set_num_threads(torch_threads)
-    log.info("typographic probe of '%s' on '%s': %d image(s) x %d word(s) = %d overlaid image(s); word sets %s",
-             model_id, dataset_id, len(images), len(plan.words()), len(table), plan.word_sets)
-    overlay = {"style": plan.style.as_dict(), "word_sets": plan.word_sets, "set_sizes": plan.set_sizes,
-               "n_images": len(images)}
-    return extract_embeddings(table, encoder, out_path, dataset_id=dataset_id, class_names=names,
-                              manifest_sha256=file_sha256(manifest_path),
-                              batch_size=int(model_spec.get("batch_size", 32)), num_workers=num_workers,
-                              device=device, progress_file=progress_file,
-                              picture=WriteWord(table["word"].tolist(),
-                                                [plan.style_of(s) for s in table["word_set"]]),
-                              extra_attrs={"overlay": overlay},
-                              columns={k: table[k].tolist() for k in ("image_id", "word_set", "word")})
 
 
 # --- the metrics ----------------------------------------------------------------------------------------------------

@@ -38,29 +38,13 @@ import pandas as pd
 import medprobe
 from medprobe import files as mpfiles
 from medprobe.errors import StoreError
+from medprobe.umap_settings import SPREAD, settings_problems
 from medprobe.files import atomic_path, file_sha256
 from medprobe.store import STRING, read_embeddings
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("medprobe", "umap-learn")
-SPREAD = 1.0  # UMAP's default spread, as in the paper; every layout's a, b come from (SPREAD, min_dist)
-
-
-def settings_problems(n_neighbors: Sequence, min_dist: Sequence, *, spread: float = SPREAD) -> list[str]:
-    """What umap-learn's UMAP._validate_parameters would refuse in the grid (same conditions, same words), so a bad
-    value stops the workflow before any job instead of producing degenerate layouts (min_dist 4: a ~ 4e-10)."""
-    problems = []
-    for k in n_neighbors:
-        if k < 2:
-            problems.append(f"umap.n_neighbors {k}: n_neighbors must be greater than 1")
-    for d in min_dist:
-        if d > spread:
-            problems.append(f"umap.min_dist {d}: min_dist must be less than or equal to spread ({spread}); "
-                            f"use values in [0, {spread}]")
-        if d < 0.0:
-            problems.append(f"umap.min_dist {d}: min_dist cannot be negative")
-    return problems
 METRIC_COLUMNS = ["dataset", "model", "space", "n_neighbors", "n_neighbors_effective", "min_dist",
                   "trustworthiness", "silhouette", "knn_accuracy", "n_samples", "metric_sample"]
 

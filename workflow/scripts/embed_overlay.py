@@ -9,7 +9,7 @@ from medprobe.weights import cache_env, offline_env  # noqa: E402
 os.environ.update({**cache_env(snakemake.params.weights_dir), **offline_env()})  # before torch/transformers load
 
 from medprobe.logs import logged  # noqa: E402
-from medprobe.typographic import embed_overlays  # noqa: E402
+from medprobe.embed_overlay import embed_overlays  # noqa: E402
 
 with logged(snakemake.log[0]) as log_stream:
     embed_overlays(

@@ -17,7 +17,7 @@ from medprobe.overlay import OverlayStyle, check_fits, overlay_plan, render, tex
 from medprobe.split import split_dataset
 from medprobe.store import read_embeddings
 from medprobe.embed_overlay import embed_overlays
-from medprobe.typographic import run_typographic
+from medprobe.typographic import run_bias_audit
 
 CLASSES = ["glioma_tumor", "no_tumor", "pituitary_tumor"]
 BIAS = {"n_images": 24, "word_sets": {"breast_axilla": ["BREAST", "AXILLA"], "left_right": ["LEFT", "RIGHT"]}}
@@ -107,8 +107,9 @@ def test_known_answers_from_a_text_reader_and_a_text_blind_encoder(demo_dataset,
     assert len(emb.features) == 24 * (2 + 2 + 3) and emb.attrs["overlay"]["n_images"] == 24
     assert set(emb.columns["word"]) == {"BREAST", "AXILLA", "LEFT", "RIGHT", "GLIOMA TUMOR", "NO TUMOR",
                                         "PITUITARY TUMOR"}
-    table = run_typographic(clean, overlays, base / f"{encoder.model_id}.tsv", dataset_id="tiny",
-                            model_id=encoder.model_id, n_boot=50)
+    table = run_bias_audit(clean, overlays, manifest, base / f"{encoder.model_id}.tsv", dataset_id="tiny",
+                           model_id=encoder.model_id, n_boot=50)
+    assert set(table.probe) == {"typographic", "nuisance"}
     value = {(r.attribute, r.metric): r.value for r in table.itertuples()}
     if reads_text:
         assert all(value[(s, "text_decodability")] > 0.9 for s in ("breast_axilla", "left_right", "class_names"))
@@ -123,3 +124,39 @@ def test_known_answers_from_a_text_reader_and_a_text_blind_encoder(demo_dataset,
         assert abs(value[("class_names", "shortcut_drop")]) < 1e-9
     assert list(pd.read_csv(base / f"{encoder.model_id}.tsv", sep="\t").columns) == [
         "dataset", "model", "probe", "attribute", "metric", "value", "spread", "n"]
+
+
+def test_nuisance_audit_known_answers():
+    """Neighbourhoods built to follow a nuisance give dominance above 1; built to follow the class, below."""
+    from medprobe.nuisance import nuisance_audit
+
+    rng = np.random.default_rng(0)
+    n = 240
+    labels = rng.integers(0, 3, n)
+    site = rng.integers(0, 4, n).astype(str)
+    eye = np.eye(4)
+    by_site = np.hstack([8 * eye[site.astype(int)], 0.5 * np.eye(3)[labels], rng.normal(size=(n, 10))])
+    by_class = np.hstack([0.5 * eye[site.astype(int)], 8 * np.eye(3)[labels], rng.normal(size=(n, 10))])
+    for features, dominant in ((by_site, True), (by_class, False)):
+        table = nuisance_audit(features, labels, {"site": site}, k=10)
+        value = dict(zip(table.metric, table.value))
+        assert value["knn_chance"] == pytest.approx(0.25, abs=0.02) and value["class_knn_chance"] == \
+            pytest.approx(1 / 3, abs=0.02)
+        if dominant:
+            assert value["dominance"] > 2 and value["knn_lift"] > 0.9 and value["decodability"] > 0.9
+        else:
+            assert value["dominance"] < 0.2 and value["class_knn_lift"] > 0.9
+
+
+def test_nuisance_attributes_from_the_manifest(tmp_path):
+    from conftest import save_image
+    from medprobe.manifest import build_manifest
+    from medprobe.nuisance import nuisance_attributes
+
+    for i in range(8):
+        save_image(tmp_path / "a" / ("scanner1" if i % 2 else "scanner2") / f"{i}.png", seed=i,
+                   size=(40 + 10 * (i % 4), 32))
+        save_image(tmp_path / "b" / ("scanner1" if i % 2 else "scanner2") / f"{i}.jpg", seed=20 + i, fmt="JPEG")
+    attributes = nuisance_attributes(build_manifest(tmp_path).samples)
+    assert set(attributes) == {"aspect_ratio", "format", "folder"}   # no groups, one mode, one short side
+    assert set(attributes["folder"]) == {"scanner1", "scanner2"} and set(attributes["format"]) == {".png", ".jpg"}

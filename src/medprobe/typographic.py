@@ -180,13 +180,19 @@ def typographic_metrics(inputs: ProbeInputs, n_classes: int, *, n_folds: int = 5
 
 
 def run_typographic(clean_path: str | Path, overlay_path: str | Path, out_path: str | Path, *, dataset_id: str,
-                    model_id: str, n_folds: int = 5, seed: int = 0, n_boot: int = 200) -> pd.DataFrame:
-    """The `typographic` rule."""
+                    model_id: str, n_folds: int = 5, seed: int = 0, n_boot: int = 200,
+                    manifest_path: str | Path | None = None, knn_k: int = 10) -> pd.DataFrame:
+    """The typographic probe's rows (and, given the manifest, the nuisance audit's) of one (dataset, model)."""
     from medprobe.store import read_embeddings
 
     clean, overlays = read_embeddings(clean_path), read_embeddings(overlay_path)
     inputs = align_overlays(clean, overlays)
     table = typographic_metrics(inputs, len(clean.class_names), n_folds=n_folds, seed=seed, n_boot=n_boot)
+    if manifest_path is not None:
+        from medprobe.nuisance import run_nuisance
+
+        table = pd.concat([table, run_nuisance(clean_path, manifest_path, k=knn_k, n_folds=n_folds, seed=seed)],
+                          ignore_index=True)
     table.insert(0, "model", model_id)
     table.insert(0, "dataset", dataset_id)
     table = table[BIAS_COLUMNS]
@@ -194,6 +200,14 @@ def run_typographic(clean_path: str | Path, overlay_path: str | Path, out_path: 
     for row in table.itertuples():
         log.info("%s %s: %.4f ± %.4f", row.attribute, row.metric, row.value, row.spread)
     return table
+
+
+def run_bias_audit(clean_path: str | Path, overlay_path: str | Path, manifest_path: str | Path,
+                   out_path: str | Path, *, dataset_id: str, model_id: str, n_folds: int = 5, seed: int = 0,
+                   n_boot: int = 200, knn_k: int = 10) -> pd.DataFrame:
+    """The `bias_audit` rule: the typographic probe and the nuisance audit of one (dataset, model)."""
+    return run_typographic(clean_path, overlay_path, out_path, dataset_id=dataset_id, model_id=model_id,
+                           n_folds=n_folds, seed=seed, n_boot=n_boot, manifest_path=manifest_path, knn_k=knn_k)
 
 
 # --- the table and the figure ---------------------------------------------------------------------------------------
@@ -231,10 +245,26 @@ def bias_markdown(table: pd.DataFrame, models: Mapping[str, Mapping], datasets: 
                 cells.append(f"{hit['value'].iloc[0]:.2f} ± {hit['spread'].iloc[0]:.2f}" if len(hit) else "–")
             lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
         lines.append("")
+    nuisance = table[(table["probe"] == "nuisance") & (table["metric"] == "dominance")]
+    if len(nuisance):
+        lines += ["### nuisance dominance (the attribute whose neighbourhoods dominate most)", "",
+                  "| group | model | " + " | ".join(datasets[d]["name"] for d in datasets) + " |",
+                  "|---|---|" + "|".join([":-:"] * len(datasets)) + "|"]
+        for model_id, spec in models.items():
+            cells = []
+            for dataset_id in datasets:
+                hit = nuisance[(nuisance["model"] == model_id) & (nuisance["dataset"] == dataset_id)].dropna(
+                    subset=["value"])
+                top = hit.loc[hit["value"].idxmax()] if len(hit) else None
+                cells.append(f"{top['attribute']} {top['value']:.2f}" if top is not None else "–")
+            lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines.append("text decodability: chance-corrected accuracy of reading the word (0 chance, 1 perfect); text "
                  "effect size: variance the word adds over variance between classes (> 1: the text moves the "
                  "features more than the diagnosis); shortcut drop: accuracy lost, in points, when a probe trained on "
-                 "images carrying their class's name sees the next class's name.")
+                 "images carrying their class's name sees the next class's name; nuisance dominance: the lift over "
+                 "chance of same-attribute neighbours (cosine, k nearest) over that of same-class neighbours (> 1: "
+                 "neighbourhoods follow the attribute more than the class).")
     return "\n".join(lines) + "\n"
 
 

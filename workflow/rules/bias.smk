@@ -1,6 +1,7 @@
-# The typographic probe: the hold-out images with words written on them -> embeddings through the same model and
-# pipeline (a GPU rule beside `embed`) -> decodability, effect size and shortcut drop per word set -> one table and a
-# figure per dataset, with a panel of the overlaid images as the models saw them.
+# The bias audit. The typographic probe: the hold-out images with words written on them -> embeddings through the same
+# model and pipeline (a GPU rule beside `embed`) -> decodability, effect size and shortcut drop per word set. The
+# nuisance audit: how much neighbourhoods of the clean embeddings follow group, size, aspect, mode, format, folder
+# rather than the class. -> one table, and a figure per dataset with a panel of the overlaid images.
 
 
 rule embed_overlay:
@@ -32,28 +33,30 @@ rule embed_overlay:
         "../scripts/embed_overlay.py"
 
 
-rule typographic:
+rule bias_audit:
     input:
         embeddings="results/embeddings/{dataset}/{model}.h5",
         overlays="results/bias/overlays/{dataset}/{model}.h5",
+        manifest="results/manifests/{dataset}.tsv",
     output:
         table="results/bias/{dataset}/{model}.tsv",
     params:
         n_folds=config.get("bias", {}).get("n_folds", 5),
         n_boot=config.get("bias", {}).get("n_boot", 200),
+        knn_k=config.get("bias", {}).get("knn_k", 10),
         seed=config["split"]["seed"],
     threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
     log:
-        "logs/typographic/{dataset}/{model}.log",
+        "logs/bias_audit/{dataset}/{model}.log",
     benchmark:
-        "benchmarks/typographic/{dataset}/{model}.tsv"
+        "benchmarks/bias_audit/{dataset}/{model}.tsv"
     conda:
         "../../envs/probe.yaml"
     script:
-        "../scripts/typographic.py"
+        "../scripts/bias_audit.py"
 
 
 rule bias_table:

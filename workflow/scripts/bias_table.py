@@ -1,4 +1,4 @@
-"""Rule bias_table: every (dataset, model) typographic file -> results/tables/bias.{tsv,md,html}."""
+"""Rule bias_table: every (dataset, model) bias audit file -> results/tables/bias.{tsv,md,html}."""
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")

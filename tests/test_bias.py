@@ -160,3 +160,26 @@ def test_nuisance_attributes_from_the_manifest(tmp_path):
     attributes = nuisance_attributes(build_manifest(tmp_path).samples)
     assert set(attributes) == {"aspect_ratio", "format", "folder"}   # no groups, one mode, one short side
     assert set(attributes["folder"]) == {"scanner1", "scanner2"} and set(attributes["format"]) == {".png", ".jpg"}
+
+
+def test_umap_grid_coloured_by_a_manifest_attribute(tmp_path):
+    from conftest import save_image
+    from medprobe.manifest import make_dataset_manifest
+    from medprobe.plots import attribute_labels, umap_figure_by
+    from medprobe.umap_sweep import Sweep, write_layouts
+
+    for i in range(6):
+        save_image(tmp_path / "data" / "a" / f"{i}.png", seed=i, size=(40 + 20 * (i % 2), 40))
+        save_image(tmp_path / "data" / "b" / f"{i}.png", seed=10 + i, size=(40, 40))
+    manifest = make_dataset_manifest("d", {"adapter": "imagefolder"}, tmp_path / "data", tmp_path / "m.tsv",
+                                     tmp_path / "i.tsv")
+    samples = manifest.samples
+    sweep = Sweep(layouts=np.random.default_rng(0).normal(size=(1, 2, 12, 2)).astype(np.float32), n_neighbors=[3],
+                  n_neighbors_effective=[3], min_dist=[0.1, 0.5], labels=samples.label.to_numpy(),
+                  sample_id=samples.sample_id.to_numpy(), attrs={"class_names": ["a", "b"]})
+    write_layouts(tmp_path / "layouts.h5", sweep)
+    out = umap_figure_by(tmp_path / "layouts.h5", tmp_path / "m.tsv", "aspect_ratio", tmp_path / "by.png", title="t")
+    assert Image.open(out).size[0] > 100
+    codes, names = attribute_labels(["x", "y", "x", "z"] + [f"r{i}" for i in range(12)], max_values=3)
+    assert names == ["x", "r0", "r1", "other"] and codes[:4].tolist() == [0, 3, 0, 3]
+    umap_figure_by(tmp_path / "layouts.h5", tmp_path / "m.tsv", "group", tmp_path / "none.png", title="t")

@@ -33,7 +33,9 @@ def marker_style(n_points: int) -> tuple[float, float]:
 
 
 def plot_umap_grid(sweep: Sweep, out_png: str | Path, *, title: str = "",
-                   class_names: Sequence[str] | None = None, dpi: int = 100) -> Path:
+                   class_names: Sequence[str] | None = None, dpi: int = 100,
+                   point_labels: np.ndarray | None = None) -> Path:
+    """The grid coloured by class, or by `point_labels` (one integer per point; `class_names` then names them)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,9 +43,10 @@ def plot_umap_grid(sweep: Sweep, out_png: str | Path, *, title: str = "",
     from matplotlib.lines import Line2D
 
     names = list(class_names or sweep.attrs.get("class_names") or [])
+    labels = sweep.labels if point_labels is None else np.asarray(point_labels)
     n_rows, n_cols = len(sweep.n_neighbors), len(sweep.min_dist)
-    colours = class_colours(max(len(names), int(sweep.labels.max()) + 1))
-    point_colours = np.asarray(colours)[sweep.labels]
+    colours = class_colours(max(len(names), int(labels.max()) + 1))
+    point_colours = np.asarray(colours)[labels]
     size, alpha = marker_style(len(sweep.labels))
     # draw in a fixed shuffled order, so that no class is always painted on top
     order = np.random.default_rng(0).permutation(len(sweep.labels))
@@ -82,6 +85,35 @@ def plot_umap_grid(sweep: Sweep, out_png: str | Path, *, title: str = "",
 def umap_figure(layouts_path: str | Path, out_png: str | Path, *, title: str = "") -> Path:
     """The `umap_figure` rule."""
     return plot_umap_grid(read_layouts(layouts_path), out_png, title=title)
+
+
+def attribute_labels(values: Sequence[str], max_values: int = 9) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and names for colouring by an attribute: its most common values, the rest as 'other'."""
+    values = np.asarray([str(v) for v in values], dtype=object)
+    kinds, counts = np.unique(values, return_counts=True)
+    top = [k for _, k in sorted(zip(-counts, kinds))][:max_values]
+    names = top + (["other"] if len(kinds) > max_values else [])
+    index = {k: i for i, k in enumerate(top)}
+    return np.asarray([index.get(v, len(top)) for v in values], dtype=np.int64), names
+
+
+def umap_figure_by(layouts_path: str | Path, manifest_path: str | Path, attribute: str, out_png: str | Path, *,
+                   title: str = "") -> Path:
+    """The `umap_figure_by` rule: the same grid, coloured by a nuisance attribute of the manifest (umap.color_by)."""
+    from medprobe.manifest import read_manifest
+    from medprobe.nuisance import nuisance_attributes
+
+    sweep = read_layouts(layouts_path)
+    manifest = read_manifest(manifest_path).set_index("sample_id", drop=False)
+    rows = manifest.loc[list(sweep.sample_id)].reset_index(drop=True)
+    available = nuisance_attributes(rows, max_unique_share=1.0)
+    if attribute in available:
+        codes, names = attribute_labels(available[attribute])
+        heading = f"{title}, coloured by {attribute}"
+    else:  # one value only, or not released for this dataset (no groups): say so on the figure
+        codes, names = np.zeros(len(rows), dtype=np.int64), [f"{attribute}: a single value or not released"]
+        heading = f"{title}, {attribute}: nothing to colour"
+    return plot_umap_grid(sweep, out_png, title=heading, class_names=names, point_labels=codes)
 
 
 SUMMARY_COLUMNS = {

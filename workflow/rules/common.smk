@@ -29,6 +29,7 @@ def _alternatives(ids):
 wildcard_constraints:
     dataset=_alternatives(DATASETS),
     model=_alternatives(MODELS),
+    attribute="group|size|aspect_ratio|mode|format|folder",
 
 
 def dataset_root(dataset):
@@ -59,7 +60,9 @@ def embedding_targets():
 
 def umap_targets():
     return expand("results/figures/umap/{dataset}/{model}.png", dataset=config["datasets"], model=config["models"]) + \
-        expand("results/figures/umap_summary/{dataset}.png", dataset=config["datasets"])
+        expand("results/figures/umap_summary/{dataset}.png", dataset=config["datasets"]) + \
+        expand("results/figures/umap_by/{attribute}/{dataset}/{model}.png", attribute=config["umap"].get("color_by", []),
+               dataset=config["datasets"], model=config["models"])
 
 
 def probe_targets():

@@ -59,6 +59,34 @@ rule umap_figure:
         "../scripts/umap_figure.py"
 
 
+rule umap_figure_by:
+    input:
+        layouts="results/umap/{dataset}/{model}/layouts.h5",
+        manifest="results/manifests/{dataset}.tsv",
+    output:
+        figure=report(
+            "results/figures/umap_by/{attribute}/{dataset}/{model}.png",
+            caption="../report/umap_grid_by.rst",
+            category="UMAP layouts",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "model": "{model}", "coloured by": "{attribute}"},
+        ),
+    params:
+        title=lambda wildcards: f"{DATASETS[wildcards.dataset]['name']} / {MODELS[wildcards.model]['name']}",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    log:
+        "logs/umap_figure_by/{attribute}/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/umap_figure_by/{attribute}/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/umap.yaml"
+    script:
+        "../scripts/umap_figure_by.py"
+
+
 rule umap_summary:
     input:
         metrics=expand("results/umap/{{dataset}}/{model}/metrics.tsv", model=config["models"]),

@@ -32,7 +32,8 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
     assert counts == {"download": 8, "manifest": 8, "split": 8, "fetch_weights": 16, "embed": 128, "probe": 128,
                       "umap_sweep": 128, "umap_figure": 128, "umap_summary": 8, "paper_table": 1, "fewshot": 128,
                       "fewshot_table": 1, "zeroshot": 56, "zeroshot_table": 1, "paired_tests": 8, "runtimes": 1,
-                      "embed_overlay": 128, "bias_audit": 128, "umap_figure_by": 128, "bias_table": 1, "bias_figure": 8, "all": 1}
+                      "embed_overlay": 128, "bias_audit": 128, "umap_figure_by": 128, "bias_table": 1,
+                      "bias_figure": 8, "all": 1}
 
 
 def test_demo_config_plans_its_dag(repo, tmp_path):
@@ -131,9 +132,13 @@ def test_report_is_one_self_contained_html_with_every_figure_and_table(tiny_run,
     page = (work / "report.html").read_text()
     assert "LinearSVC" in page  # workflow.rst, the methods paragraph, rendered with the run's config
     figures = ["results/figures/umap/tiny/pixels.png", "results/figures/umap/tiny/clip_vit_b16_random.png",
-               "results/figures/umap_summary/tiny.png", "results/figures/runtimes.png"]
+               "results/figures/umap_summary/tiny.png", "results/figures/runtimes.png",
+               "results/figures/umap_by/size/tiny/pixels.png",
+               "results/figures/umap_by/size/tiny/clip_vit_b16_random.png",
+               "results/figures/bias/tiny.png", "results/figures/bias/tiny.examples.png"]
     tables = ["results/tables/paper_table.html", "results/tables/vs_published.html", "results/tables/runtimes.html",
-              "results/tables/paired/tiny.html", "results/tables/fewshot.html", "results/tables/zeroshot.html"]
+              "results/tables/paired/tiny.html", "results/tables/fewshot.html", "results/tables/zeroshot.html",
+              "results/tables/bias.html"]
     for path in figures + tables:
         assert f'"{path}"' in page, path
     assert page.count("\"data_uri\": \"data:image/png;") >= len(figures)  # embedded, not linked

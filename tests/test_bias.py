@@ -183,3 +183,71 @@ def test_umap_grid_coloured_by_a_manifest_attribute(tmp_path):
     codes, names = attribute_labels(["x", "y", "x", "z"] + [f"r{i}" for i in range(12)], max_values=3)
     assert names == ["x", "r0", "r1", "other"] and codes[:4].tolist() == [0, 3, 0, 3]
     umap_figure_by(tmp_path / "layouts.h5", tmp_path / "m.tsv", "group", tmp_path / "none.png", title="t")
+
+
+def tesseract_or_skip():
+    import os
+
+    from medprobe.errors import ToolError
+    from medprobe.ocr import require_engine
+
+    try:
+        return require_engine()
+    except ToolError as err:
+        if os.environ.get("MEDPROBE_TEST_OCR") == "1":
+            pytest.fail(str(err))
+        pytest.skip(str(err))
+
+
+def test_ocr_reads_words_written_at_known_places(repo):
+    """Recall of the words the typographic probe writes (default style) on real demo images, and where they are."""
+    from medprobe.imageio import load_rgb
+    from medprobe.ocr import read_tokens
+
+    tesseract_or_skip()
+    words = ["BREAST", "AXILLA", "LEFT", "RIGHT", "MALIGNANT", "NORMAL"]
+    style = OverlayStyle()
+    demo = repo / "resources" / "demo"
+    images = sorted((demo / "busi").glob("*/*.png"))[::8][:15] + sorted((demo / "brain_mr").glob("*/*.jpg"))[::8][:15]
+    found = 0
+    for i, path in enumerate(images):
+        image = load_rgb(path)
+        word = words[i % len(words)]
+        left, top, right, bottom = text_box(word, style, *image.size)
+        hits = [t for t in read_tokens(render(image, word, style)) if t["token"] == word]
+        found += any(abs(t["left"] - left) <= 0.1 * image.width and abs(t["top"] - top) <= 0.1 * image.height
+                     for t in hits)
+    assert found / len(images) >= 0.9, f"recall {found}/{len(images)}"
+
+
+def test_a_missing_ocr_engine_names_the_install_step(monkeypatch):
+    import pytesseract
+
+    from medprobe.errors import ToolError
+    from medprobe.ocr import require_engine
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    with pytest.raises(ToolError, match=r"Tesseract engine, not found.*apt-get install tesseract-ocr.*bias.ocr: false"):
+        require_engine()
+
+
+def test_ocr_table_and_text_attributes(tmp_path):
+    from medprobe.nuisance import read_ocr, text_attributes
+    from medprobe.ocr import run_ocr
+
+    tesseract_or_skip()
+    root = tmp_path / "data"
+    for i in range(6):
+        image = Image.new("RGB", (320, 240), (20 + 10 * i, 20, 20))
+        if i % 2:
+            image = render(image, "AXILLA", OverlayStyle())
+        (root / ("a" if i < 3 else "b")).mkdir(parents=True, exist_ok=True)
+        image.save(root / ("a" if i < 3 else "b") / f"{i}.png")
+    make_dataset_manifest("d", {"adapter": "imagefolder"}, root, tmp_path / "m.tsv", tmp_path / "i.tsv")
+    run_ocr(tmp_path / "m.tsv", tmp_path / "ocr.tsv", threads=2)
+    table = read_ocr(tmp_path / "ocr.tsv")
+    assert table.sample_id.nunique() == 6
+    assert set(table.loc[table.token != "", "sample_id"]) == {"a/1.png", "b/3.png", "b/5.png"}
+    attributes = text_attributes(table, ["a/0.png", "a/1.png"])
+    assert attributes["burned_in_text"].tolist() == ["(none)", "AXILLA"]
+    assert attributes["has_text"].tolist() == ["no text", "text"]

@@ -54,6 +54,7 @@ DYNAMIC_MODULES = {
 # Listed so that a new one is a decision, not an accident.
 OPTIONAL_IMPORTS = {
     "medprobe.embed": {"open_clip", "timm", "torchvision"},
+    "medprobe.ocr": {"pytesseract"},  # require_engine(): a missing binding is a clear error naming the install step
 }
 
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*=[0-9][0-9A-Za-z.]*$")

@@ -19,3 +19,7 @@ class EncoderError(MedprobeError, RuntimeError):
 
 class StoreError(MedprobeError, ValueError):
     """An embedding or layout file is missing, malformed, or from another manifest."""
+
+
+class ToolError(MedprobeError, RuntimeError):
+    """An external program that a step needs (the Tesseract OCR engine) is missing."""

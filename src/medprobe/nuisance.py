@@ -2,7 +2,8 @@
 
 The paper saw UNI cluster by slide, BreastUS by burned-in words, and planes outweigh malignancy. For every nuisance
 attribute a dataset has (from the manifest: the group - patient, slide or lesion -, image size, aspect ratio, mode,
-file format, and the sub-folder below the class folder), measured on the clean embeddings of every image:
+file format, and the sub-folder below the class folder; from OCR, medprobe.ocr: the burned-in words and whether an
+image has any), measured on the clean embeddings of every image:
 
 - knn_same: the share of each image's k nearest neighbours (cosine, leave-one-out) with the same attribute value,
   against its chance level (the share two random other images have); `knn_lift` = (share - chance) / (1 - chance);
@@ -150,8 +151,21 @@ def nuisance_audit(features: np.ndarray, labels: np.ndarray, attributes: Mapping
     return pd.DataFrame(rows)
 
 
+def read_ocr(path: str | Path) -> pd.DataFrame:
+    """The OCR tokens of a dataset (medprobe.ocr writes them)."""
+    return pd.read_csv(path, sep="\t", dtype={"sample_id": str, "token": str}, keep_default_na=False)
+
+
+def text_attributes(ocr: pd.DataFrame, sample_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per image: its words (letters only, 3+ characters, sorted, deduplicated) and whether it has any."""
+    words = (ocr[ocr["token"].str.fullmatch(r"[A-Z]{3,}")].groupby("sample_id")["token"]
+             .apply(lambda t: " ".join(sorted(set(t)))))
+    text = np.asarray([words.get(s, "(none)") for s in sample_ids], dtype=object)
+    return {"burned_in_text": text, "has_text": np.where(text == "(none)", "no text", "text").astype(object)}
+
+
 def run_nuisance(embeddings_path: str | Path, manifest_path: str | Path, *, k: int = 10, n_folds: int = 5,
-                 seed: int = 0) -> pd.DataFrame:
+                 seed: int = 0, ocr_path: str | Path | None = None) -> pd.DataFrame:
     """The nuisance rows of one (dataset, model), from the clean embeddings and the manifest's facts."""
     from medprobe.errors import StoreError
     from medprobe.manifest import read_manifest
@@ -163,5 +177,9 @@ def run_nuisance(embeddings_path: str | Path, manifest_path: str | Path, *, k: i
         raise StoreError(f"{embeddings_path}: its samples differ from {manifest_path}; rerun the embed rule")
     valid = emb.valid_rows()
     attributes = nuisance_attributes(manifest[valid].reset_index(drop=True))
+    if ocr_path:
+        for name, values in text_attributes(read_ocr(ocr_path), list(emb.sample_id[valid])).items():
+            if 2 <= len(set(values)) <= 0.5 * len(values):
+                attributes[name] = values
     log.info("nuisance attributes: %s", {name: len(set(v)) for name, v in attributes.items()})
     return nuisance_audit(emb.features[valid], emb.labels[valid], attributes, k=k, n_folds=n_folds, seed=seed)

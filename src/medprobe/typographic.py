@@ -181,7 +181,8 @@ def typographic_metrics(inputs: ProbeInputs, n_classes: int, *, n_folds: int = 5
 
 def run_typographic(clean_path: str | Path, overlay_path: str | Path, out_path: str | Path, *, dataset_id: str,
                     model_id: str, n_folds: int = 5, seed: int = 0, n_boot: int = 200,
-                    manifest_path: str | Path | None = None, knn_k: int = 10) -> pd.DataFrame:
+                    manifest_path: str | Path | None = None, knn_k: int = 10,
+                    ocr_path: str | Path | None = None) -> pd.DataFrame:
     """The typographic probe's rows (and, given the manifest, the nuisance audit's) of one (dataset, model)."""
     from medprobe.store import read_embeddings
 
@@ -191,8 +192,8 @@ def run_typographic(clean_path: str | Path, overlay_path: str | Path, out_path: 
     if manifest_path is not None:
         from medprobe.nuisance import run_nuisance
 
-        table = pd.concat([table, run_nuisance(clean_path, manifest_path, k=knn_k, n_folds=n_folds, seed=seed)],
-                          ignore_index=True)
+        table = pd.concat([table, run_nuisance(clean_path, manifest_path, k=knn_k, n_folds=n_folds, seed=seed,
+                                               ocr_path=ocr_path)], ignore_index=True)
     table.insert(0, "model", model_id)
     table.insert(0, "dataset", dataset_id)
     table = table[BIAS_COLUMNS]
@@ -204,10 +205,11 @@ def run_typographic(clean_path: str | Path, overlay_path: str | Path, out_path: 
 
 def run_bias_audit(clean_path: str | Path, overlay_path: str | Path, manifest_path: str | Path,
                    out_path: str | Path, *, dataset_id: str, model_id: str, n_folds: int = 5, seed: int = 0,
-                   n_boot: int = 200, knn_k: int = 10) -> pd.DataFrame:
+                   n_boot: int = 200, knn_k: int = 10, ocr_path: str | Path | None = None) -> pd.DataFrame:
     """The `bias_audit` rule: the typographic probe and the nuisance audit of one (dataset, model)."""
     return run_typographic(clean_path, overlay_path, out_path, dataset_id=dataset_id, model_id=model_id,
-                           n_folds=n_folds, seed=seed, n_boot=n_boot, manifest_path=manifest_path, knn_k=knn_k)
+                           n_folds=n_folds, seed=seed, n_boot=n_boot, manifest_path=manifest_path, knn_k=knn_k,
+                           ocr_path=ocr_path)
 
 
 # --- the table and the figure ---------------------------------------------------------------------------------------

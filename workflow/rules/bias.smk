@@ -33,8 +33,28 @@ rule embed_overlay:
         "../scripts/embed_overlay.py"
 
 
+rule ocr:
+    input:
+        manifest="results/manifests/{dataset}.tsv",
+    output:
+        ocr="results/manifests/{dataset}.ocr.tsv",
+    threads: config["manifest"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    log:
+        "logs/ocr/{dataset}.log",
+    benchmark:
+        "benchmarks/ocr/{dataset}.tsv"
+    conda:
+        "../../envs/ocr.yaml"
+    script:
+        "../scripts/ocr.py"
+
+
 rule bias_audit:
     input:
+        unpack(ocr_input),
         embeddings="results/embeddings/{dataset}/{model}.h5",
         overlays="results/bias/overlays/{dataset}/{model}.h5",
         manifest="results/manifests/{dataset}.tsv",

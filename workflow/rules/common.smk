@@ -90,6 +90,11 @@ def protocol_targets():
     return targets
 
 
+def ocr_input(wildcards):
+    """The dataset's OCR tokens when the nuisance audit reads burned-in text (bias.ocr)."""
+    return {"ocr": f"results/manifests/{wildcards.dataset}.ocr.tsv"} if config.get("bias", {}).get("ocr") else {}
+
+
 def bias_targets():
     return ["results/tables/bias.tsv", "results/tables/bias.md"] + expand(
         "results/figures/bias/{dataset}.png", dataset=config["datasets"])

@@ -19,4 +19,5 @@ with logged(snakemake.log[0]):
         seed=snakemake.params.seed,
         n_boot=snakemake.params.n_boot,
         knn_k=snakemake.params.knn_k,
+        ocr_path=snakemake.input.get("ocr"),
     )

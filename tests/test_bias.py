@@ -251,3 +251,14 @@ def test_ocr_table_and_text_attributes(tmp_path):
     attributes = text_attributes(table, ["a/0.png", "a/1.png"])
     assert attributes["burned_in_text"].tolist() == ["(none)", "AXILLA"]
     assert attributes["has_text"].tolist() == ["no text", "text"]
+
+
+def test_typographic_attack_counts_flips_to_the_written_class():
+    from medprobe.zeroshot import attack_flips
+
+    labels = np.array([0, 1, 2, 0])
+    clean = np.eye(3)[[0, 1, 2, 1]] + 0.1          # the last image is misclassified: not counted
+    obeys = np.stack([np.stack([np.eye(3)[w] for w in range(3)]) for _ in labels])      # prediction = written word
+    ignores = np.stack([np.stack([np.eye(3)[y] for _ in range(3)]) for y in labels])    # prediction = true class
+    assert attack_flips(clean, obeys, labels) == (1.0, 6, 0.75)
+    assert attack_flips(clean, ignores, labels) == (0.0, 6, 0.75)

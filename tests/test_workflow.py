@@ -33,7 +33,7 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
                       "umap_sweep": 128, "umap_figure": 128, "umap_summary": 8, "paper_table": 1, "fewshot": 128,
                       "fewshot_table": 1, "zeroshot": 56, "zeroshot_table": 1, "paired_tests": 8, "runtimes": 1,
                       "embed_overlay": 128, "bias_audit": 128, "umap_figure_by": 128, "bias_table": 1,
-                      "bias_figure": 8, "ocr": 8, "all": 1}
+                      "bias_figure": 8, "ocr": 8, "typographic_attack": 56, "all": 1}
 
 
 def test_demo_config_plans_its_dag(repo, tmp_path):

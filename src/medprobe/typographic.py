@@ -247,6 +247,21 @@ def bias_markdown(table: pd.DataFrame, models: Mapping[str, Mapping], datasets: 
                 cells.append(f"{hit['value'].iloc[0]:.2f} ± {hit['spread'].iloc[0]:.2f}" if len(hit) else "–")
             lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
         lines.append("")
+    attack = table[table["metric"] == "attack_flip_rate"]
+    if len(attack):
+        lines += ["### typographic attack (models with a text tower): share of correct zero-shot predictions that "
+                  "flip to another class's name written on the image", "",
+                  "| group | model | " + " | ".join(datasets[d]["name"] for d in datasets) + " |",
+                  "|---|---|" + "|".join([":-:"] * len(datasets)) + "|"]
+        for model_id, spec in models.items():
+            if model_id not in set(attack["model"]):
+                continue
+            cells = []
+            for dataset_id in datasets:
+                hit = attack[(attack["model"] == model_id) & (attack["dataset"] == dataset_id)]
+                cells.append(f"{hit['value'].iloc[0]:.2f} ± {hit['spread'].iloc[0]:.2f}" if len(hit) else "–")
+            lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
+        lines.append("")
     nuisance = table[(table["probe"] == "nuisance") & (table["metric"] == "dominance")]
     if len(nuisance):
         lines += ["### nuisance dominance (the attribute whose neighbourhoods dominate most)", "",

@@ -96,3 +96,63 @@ def run_zeroshot(embeddings_path: str | Path, split_path: str | Path, weights_js
     table = pd.DataFrame(rows, columns=ZEROSHOT_COLUMNS)
     files.write_tsv(out_path, table)
     return table
+
+
+def attack_flips(clean_scores: np.ndarray, written_scores: np.ndarray, labels: np.ndarray) -> tuple[float, int, float]:
+    """clean_scores (images, K); written_scores (images, K words, K classes), word k naming class k. Of the images
+    zero-shot classifies correctly, the share of (image, other class's name written) pairs whose prediction becomes
+    the written class. Returns (flip share, pairs, clean accuracy)."""
+    correct = clean_scores.argmax(axis=1) == labels
+    k = clean_scores.shape[1]
+    flips = []
+    for i in np.flatnonzero(correct):
+        for word in range(k):
+            if word != labels[i]:
+                flips.append(written_scores[i, word].argmax() == word)
+    return (float(np.mean(flips)) if flips else float("nan"), len(flips), float(correct.mean()))
+
+
+def run_typographic_attack(embeddings_path: str | Path, overlays_path: str | Path, weights_json: str | Path | None,
+                           out_path: str | Path, *, dataset_id: str, model_id: str, model_spec: Mapping,
+                           dataset_spec: Mapping) -> pd.DataFrame:
+    """The `typographic_attack` rule (models with a text tower): do class names written on the images steer the
+    zero-shot prediction? Uses the typographic probe's overlaid embeddings of the class-name word set."""
+    from medprobe.models import build_text_encoder
+    from medprobe.typographic import BIAS_COLUMNS, align_overlays
+    from medprobe.overlay import CLASS_NAMES_SET
+    from medprobe.weights import read_record, record_paths
+
+    record = read_record(weights_json, model_id) if weights_json and model_spec["weights"]["source"] not in (
+        "none", "random") else None
+    encode = build_text_encoder(model_id, model_spec, record_paths(record) if record else None)
+    clean = read_embeddings(embeddings_path)
+    inputs = align_overlays(clean, read_embeddings(overlays_path))
+    if CLASS_NAMES_SET not in inputs.words:
+        raise EncoderError(f"{overlays_path}: no class-name word set; set bias.class_name_words: true")
+    projection = getattr(encode, "image_projection", None)
+
+    def scores(features: np.ndarray) -> np.ndarray:
+        features = features @ projection if projection is not None else features
+        return zero_shot_scores(features, text)
+
+    text = class_embeddings(encode, class_prompts(clean.class_names, dataset_spec)["names"])
+    written = inputs.words[CLASS_NAMES_SET]
+    clean_scores = scores(inputs.clean)
+    written_scores = np.stack([scores(written[:, w]) for w in range(written.shape[1])], axis=1)
+    flip, pairs, clean_acc = attack_flips(clean_scores, written_scores, inputs.labels)
+    attacked = float(np.mean([(written_scores[i, (y + 1) % written.shape[1]].argmax() == y)
+                              for i, y in enumerate(inputs.labels)]))
+    spread = float(np.sqrt(flip * (1 - flip) / pairs)) if pairs else float("nan")
+    n = len(inputs.labels)
+    table = pd.DataFrame([
+        dict(dataset=dataset_id, model=model_id, probe="typographic_attack", attribute=CLASS_NAMES_SET,
+             metric="attack_flip_rate", value=flip, spread=spread, n=n),
+        dict(dataset=dataset_id, model=model_id, probe="typographic_attack", attribute=CLASS_NAMES_SET,
+             metric="zeroshot_clean_accuracy", value=clean_acc, spread=0.0, n=n),
+        dict(dataset=dataset_id, model=model_id, probe="typographic_attack", attribute=CLASS_NAMES_SET,
+             metric="zeroshot_attacked_accuracy", value=attacked, spread=0.0, n=n)], columns=BIAS_COLUMNS)
+    files.write_tsv(out_path, table)
+    log.info("typographic attack: %.1f %% of %d (correct image, other class's name) pairs flip to the written class; "
+             "zero-shot accuracy %.3f clean, %.3f with the next class's name written", 100 * flip, pairs, clean_acc,
+             attacked)
+    return table

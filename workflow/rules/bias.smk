@@ -79,9 +79,36 @@ rule bias_audit:
         "../scripts/bias_audit.py"
 
 
+rule typographic_attack:
+    input:
+        embeddings="results/embeddings/{dataset}/{model}.h5",
+        overlays="results/bias/overlays/{dataset}/{model}.h5",
+        weights="results/weights/{model}.json",
+    output:
+        table="results/bias/{dataset}/{model}.attack.tsv",
+    params:
+        model=lambda wildcards: MODELS[wildcards.model],
+        dataset=lambda wildcards: DATASETS[wildcards.dataset],
+        weights_dir=config["weights_dir"] or "",
+    threads: 2
+    resources:
+        mem_mb=model_resource("mem_mb", 8000),
+        runtime=30,
+    log:
+        "logs/typographic_attack/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/typographic_attack/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/embed.yaml"
+    script:
+        "../scripts/typographic_attack.py"
+
+
 rule bias_table:
     input:
         tables=expand("results/bias/{dataset}/{model}.tsv", dataset=config["datasets"], model=config["models"]),
+        attacks=expand("results/bias/{dataset}/{model}.attack.tsv", dataset=config["datasets"],
+                       model=zeroshot_models()),
     output:
         table="results/tables/bias.tsv",
         markdown="results/tables/bias.md",

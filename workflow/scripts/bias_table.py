@@ -8,6 +8,6 @@ from medprobe.report import tsv_to_html  # noqa: E402
 from medprobe.typographic import make_bias_table  # noqa: E402
 
 with logged(snakemake.log[0]):
-    make_bias_table(snakemake.input.tables, models=snakemake.params.models, datasets=snakemake.params.datasets,
+    make_bias_table([*snakemake.input.tables, *snakemake.input.attacks], models=snakemake.params.models, datasets=snakemake.params.datasets,
                     out_tsv=snakemake.output.table, out_md=snakemake.output.markdown)
     tsv_to_html(snakemake.output.table, snakemake.output.html, "Typographic probe")

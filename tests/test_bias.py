@@ -262,3 +262,20 @@ def test_typographic_attack_counts_flips_to_the_written_class():
     ignores = np.stack([np.stack([np.eye(3)[y] for _ in range(3)]) for y in labels])    # prediction = true class
     assert attack_flips(clean, obeys, labels) == (1.0, 6, 0.75)
     assert attack_flips(clean, ignores, labels) == (0.0, 6, 0.75)
+
+
+@pytest.mark.parametrize("bad,key", [({"font": "/no/such/font.ttf"}, "bias.font"),
+                                     ({"word_sets": {"empty": []}}, "bias.word_sets.empty"),
+                                     ({"size": 0.4, "word_sets": {"long": ["MEDIASTINUM", "ABDOMEN"]}},
+                                      "bias.word_sets.long")])
+def test_bad_overlay_settings_stop_embed_overlay_before_any_embedding(demo_dataset, monkeypatch, bad, key):
+    from medprobe import models
+
+    base, manifest, split = demo_dataset
+    built = []
+    monkeypatch.setattr(models, "build_encoder", lambda *args, **kwargs: built.append(1) or toy_encoder(True))
+    out = base / "bad.overlays.h5"
+    with pytest.raises(RegistryError, match=key.replace(".", r"\.")):
+        embed_overlays("tiny", "reader", {"batch_size": 16}, manifest, split, out, {**BIAS, **bad},
+                       class_names=CLASSES)
+    assert built == [] and not out.exists()

@@ -1,8 +1,10 @@
 """Batched, streamed, resumable feature extraction: manifest + encoder -> the HDF5 embedding file.
 
-Images are decoded and preprocessed by DataLoader workers; the model runs under torch.inference_mode (bf16 autocast
-on CUDA); rows are written in order to a partial file that a rerun continues; the finished file is renamed into
-place. A failed image leaves a NaN row and is counted; more failures than `max_failed` stop the job.
+Images are read, checked against the manifest's sha256 (a changed or deleted image stops the job), decoded and
+preprocessed by DataLoader workers; the model runs under torch.inference_mode in fp32 (bf16 autocast only when
+embed.amp asks); rows are written in order to a partial file that a rerun continues; the finished file is verified and
+renamed into place. An image that fails to decode leaves a NaN row and is counted; more failures than `max_failed`
+stop the job.
 """
 
 from __future__ import annotations

@@ -26,6 +26,15 @@ def test_lint_is_clean(repo, tmp_path):
     assert "Congratulations" in result.stdout + result.stderr
 
 
+def test_rule_files_are_snakefmt_clean(repo):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"], cwd=repo,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
     result = run_snakemake("-n", "--configfile", str(repo / "config" / "config.yaml"), cwd=tmp_path)
     counts = job_counts(result.stdout)

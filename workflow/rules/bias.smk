@@ -11,6 +11,17 @@ rule embed_overlay:
         weights="results/weights/{model}.json",
     output:
         embeddings="results/bias/overlays/{dataset}/{model}.h5",
+    log:
+        "logs/embed_overlay/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/embed_overlay/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/embed.yaml"
+    threads: config["embed"]["threads"]
+    resources:
+        gpu=model_resource("gpu", 0),
+        mem_mb=model_resource("mem_mb", 8000),
+        runtime=model_resource("runtime", 60),
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         classes=lambda wildcards: DATASETS[wildcards.dataset].get("classes"),
@@ -18,17 +29,6 @@ rule embed_overlay:
         device=config["embed"]["device"],
         weights_dir=config["weights_dir"] or "",
         seed=config["split"]["seed"],
-    threads: config["embed"]["threads"]
-    resources:
-        gpu=model_resource("gpu", 0),
-        mem_mb=model_resource("mem_mb", 8000),
-        runtime=model_resource("runtime", 60),
-    log:
-        "logs/embed_overlay/{dataset}/{model}.log",
-    benchmark:
-        "benchmarks/embed_overlay/{dataset}/{model}.tsv"
-    conda:
-        "../../envs/embed.yaml"
     script:
         "../scripts/embed_overlay.py"
 
@@ -38,16 +38,16 @@ rule ocr:
         manifest="results/manifests/{dataset}.tsv",
     output:
         ocr="results/manifests/{dataset}.ocr.tsv",
-    threads: config["manifest"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=240,
     log:
         "logs/ocr/{dataset}.log",
     benchmark:
         "benchmarks/ocr/{dataset}.tsv"
     conda:
         "../../envs/ocr.yaml"
+    threads: config["manifest"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=240,
     script:
         "../scripts/ocr.py"
 
@@ -60,21 +60,21 @@ rule bias_audit:
         manifest="results/manifests/{dataset}.tsv",
     output:
         table="results/bias/{dataset}/{model}.tsv",
-    params:
-        n_folds=config.get("bias", {}).get("n_folds", 5),
-        n_boot=config.get("bias", {}).get("n_boot", 200),
-        knn_k=config.get("bias", {}).get("knn_k", 10),
-        seed=config["split"]["seed"],
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
     log:
         "logs/bias_audit/{dataset}/{model}.log",
     benchmark:
         "benchmarks/bias_audit/{dataset}/{model}.tsv"
     conda:
         "../../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        n_folds=config.get("bias", {}).get("n_folds", 5),
+        n_boot=config.get("bias", {}).get("n_boot", 200),
+        knn_k=config.get("bias", {}).get("knn_k", 10),
+        seed=config["split"]["seed"],
     script:
         "../scripts/bias_audit.py"
 
@@ -86,20 +86,20 @@ rule typographic_attack:
         weights="results/weights/{model}.json",
     output:
         table="results/bias/{dataset}/{model}.attack.tsv",
-    params:
-        model=lambda wildcards: MODELS[wildcards.model],
-        dataset=lambda wildcards: DATASETS[wildcards.dataset],
-        weights_dir=config["weights_dir"] or "",
-    threads: 2
-    resources:
-        mem_mb=model_resource("mem_mb", 8000),
-        runtime=30,
     log:
         "logs/typographic_attack/{dataset}/{model}.log",
     benchmark:
         "benchmarks/typographic_attack/{dataset}/{model}.tsv"
     conda:
         "../../envs/embed.yaml"
+    threads: 2
+    resources:
+        mem_mb=model_resource("mem_mb", 8000),
+        runtime=30,
+    params:
+        model=lambda wildcards: MODELS[wildcards.model],
+        dataset=lambda wildcards: DATASETS[wildcards.dataset],
+        weights_dir=config["weights_dir"] or "",
     script:
         "../scripts/typographic_attack.py"
 
@@ -107,8 +107,7 @@ rule typographic_attack:
 rule bias_table:
     input:
         tables=expand("results/bias/{dataset}/{model}.tsv", dataset=config["datasets"], model=config["models"]),
-        attacks=expand("results/bias/{dataset}/{model}.attack.tsv", dataset=config["datasets"],
-                       model=zeroshot_models()),
+        attacks=expand("results/bias/{dataset}/{model}.attack.tsv", dataset=config["datasets"], model=zeroshot_models()),
     output:
         table="results/tables/bias.tsv",
         markdown="results/tables/bias.md",
@@ -118,20 +117,20 @@ rule bias_table:
             category="Bias audit",
             labels={"table": "typographic probe"},
         ),
-    params:
-        models=configured_models(),
-        datasets=configured_datasets(),
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         "logs/bias_table/all.log",
     benchmark:
         "benchmarks/bias_table/all.tsv"
+    localrule: True
     conda:
         "../../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=configured_models(),
+        datasets=configured_datasets(),
     script:
         "../scripts/bias_table.py"
 
@@ -156,20 +155,20 @@ rule bias_figure:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "figure": "overlaid images"},
         ),
-    params:
-        models=configured_models(),
-        classes=lambda wildcards: DATASETS[wildcards.dataset].get("classes"),
-        bias=config.get("bias", {}),
-        seed=config["split"]["seed"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         "logs/bias_figure/{dataset}.log",
     benchmark:
         "benchmarks/bias_figure/{dataset}.tsv"
     conda:
         "../../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=configured_models(),
+        classes=lambda wildcards: DATASETS[wildcards.dataset].get("classes"),
+        bias=config.get("bias", {}),
+        seed=config["split"]["seed"],
     script:
         "../scripts/bias_figure.py"

@@ -14,7 +14,6 @@ from medprobe.registry import check_config  # noqa: E402
 from medprobe.registry import dataset_root as _dataset_root  # noqa: E402
 from medprobe.registry import load_workflow_registries  # noqa: E402
 
-
 check_config(config, getattr(workflow, "configfiles", []))  # each bad value named with the file that holds it
 validate(config, schema="../schemas/config.schema.yaml")  # Snakemake's: also fills the schema's defaults
 CONFIG_SOURCE = "config (" + ", ".join(str(p) for p in getattr(workflow, "configfiles", [])) + ")"
@@ -59,10 +58,16 @@ def embedding_targets():
 
 
 def umap_targets():
-    return expand("results/figures/umap/{dataset}/{model}.png", dataset=config["datasets"], model=config["models"]) + \
-        expand("results/figures/umap_summary/{dataset}.png", dataset=config["datasets"]) + \
-        expand("results/figures/umap_by/{attribute}/{dataset}/{model}.png", attribute=config["umap"].get("color_by", []),
-               dataset=config["datasets"], model=config["models"])
+    return (
+        expand("results/figures/umap/{dataset}/{model}.png", dataset=config["datasets"], model=config["models"])
+        + expand("results/figures/umap_summary/{dataset}.png", dataset=config["datasets"])
+        + expand(
+            "results/figures/umap_by/{attribute}/{dataset}/{model}.png",
+            attribute=config["umap"].get("color_by", []),
+            dataset=config["datasets"],
+            model=config["models"],
+        )
+    )
 
 
 def probe_targets():
@@ -74,8 +79,14 @@ def zeroshot_models():
 
 
 def table_targets():
-    names = ["paper_table.tsv", "paper_table.md", "paper_table.tex", "summary.tsv", "vs_published.tsv",
-             "vs_published.md"]
+    names = [
+        "paper_table.tsv",
+        "paper_table.md",
+        "paper_table.tex",
+        "summary.tsv",
+        "vs_published.tsv",
+        "vs_published.md",
+    ]
     return expand("results/tables/{name}", name=names)
 
 
@@ -97,7 +108,8 @@ def ocr_input(wildcards):
 
 def bias_targets():
     return ["results/tables/bias.tsv", "results/tables/bias.md"] + expand(
-        "results/figures/bias/{dataset}.png", dataset=config["datasets"])
+        "results/figures/bias/{dataset}.png", dataset=config["datasets"]
+    )
 
 
 def all_outputs():

@@ -9,20 +9,20 @@ localrules:
 rule download:
     output:
         record="results/datasets/{dataset}.json",
-    params:
-        spec=lambda wildcards: DATASETS[wildcards.dataset],
-        root=lambda wildcards: str(dataset_root(wildcards.dataset)),
-        data_root=config["data_root"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=600,
     log:
         "logs/download/{dataset}.log",
     benchmark:
         "benchmarks/download/{dataset}.tsv"
     conda:
         "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=600,
+    params:
+        spec=lambda wildcards: DATASETS[wildcards.dataset],
+        root=lambda wildcards: str(dataset_root(wildcards.dataset)),
+        data_root=config["data_root"],
     script:
         "../scripts/download.py"
 
@@ -34,6 +34,16 @@ rule manifest:
     output:
         manifest="results/manifests/{dataset}.tsv",
         issues="results/manifests/{dataset}.issues.tsv",
+    log:
+        "logs/manifest/{dataset}.log",
+    benchmark:
+        "benchmarks/manifest/{dataset}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: config["manifest"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         spec=lambda wildcards: DATASETS[wildcards.dataset],
         root=lambda wildcards: str(dataset_root(wildcards.dataset)),
@@ -42,16 +52,6 @@ rule manifest:
         fingerprint=lambda wildcards: input_fingerprint(dataset_root(wildcards.dataset)),
         count_mismatch=config["manifest"]["count_mismatch"],
         duplicates=config["manifest"]["duplicates"],
-    threads: config["manifest"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    log:
-        "logs/manifest/{dataset}.log",
-    benchmark:
-        "benchmarks/manifest/{dataset}.tsv"
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/manifest.py"
 
@@ -62,20 +62,20 @@ rule split:
     output:
         split="results/splits/{dataset}.tsv",
         issues="results/splits/{dataset}.issues.tsv",
-    params:
-        seed=config["split"]["seed"],
-        holdout_fraction=config["split"]["holdout_fraction"],
-        n_folds=config["split"]["n_folds"],
-        group_aware=config["split"]["group_aware"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         "logs/split/{dataset}.log",
     benchmark:
         "benchmarks/split/{dataset}.tsv"
     conda:
         "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        seed=config["split"]["seed"],
+        holdout_fraction=config["split"]["holdout_fraction"],
+        n_folds=config["split"]["n_folds"],
+        group_aware=config["split"]["group_aware"],
     script:
         "../scripts/split.py"

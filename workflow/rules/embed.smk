@@ -8,6 +8,17 @@ rule embed:
         weights="results/weights/{model}.json",
     output:
         embeddings="results/embeddings/{dataset}/{model}.h5",
+    log:
+        "logs/embed/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/embed/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/embed.yaml"
+    threads: config["embed"]["threads"]
+    resources:
+        gpu=model_resource("gpu", 0),
+        mem_mb=model_resource("mem_mb", 8000),
+        runtime=model_resource("runtime", 60),
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         classes=lambda wildcards: DATASETS[wildcards.dataset].get("classes"),
@@ -17,16 +28,5 @@ rule embed:
         jpeg_draft=config["embed"]["jpeg_draft"],
         channels_last=config["embed"]["channels_last"],
         weights_dir=config["weights_dir"] or "",
-    threads: config["embed"]["threads"]
-    resources:
-        gpu=model_resource("gpu", 0),
-        mem_mb=model_resource("mem_mb", 8000),
-        runtime=model_resource("runtime", 60),
-    log:
-        "logs/embed/{dataset}/{model}.log",
-    benchmark:
-        "benchmarks/embed/{dataset}/{model}.tsv"
-    conda:
-        "../../envs/embed.yaml"
     script:
         "../scripts/embed.py"

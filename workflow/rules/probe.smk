@@ -9,19 +9,19 @@ rule probe:
     output:
         probe="results/probe/{dataset}/{model}.tsv",
         predictions="results/probe/{dataset}/{model}.predictions.tsv",
-    params:
-        probe=config["probe"],
-        seed=config["split"]["seed"],
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=120,
     log:
         "logs/probe/{dataset}/{model}.log",
     benchmark:
         "benchmarks/probe/{dataset}/{model}.tsv"
     conda:
         "../../envs/probe.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        probe=config["probe"],
+        seed=config["split"]["seed"],
     script:
         "../scripts/probe.py"
 
@@ -32,19 +32,19 @@ rule fewshot:
         split="results/splits/{dataset}.tsv",
     output:
         fewshot="results/fewshot/{dataset}/{model}.tsv",
-    params:
-        fewshot=config["fewshot"],
-        seed=config["split"]["seed"],
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
     log:
         "logs/fewshot/{dataset}/{model}.log",
     benchmark:
         "benchmarks/fewshot/{dataset}/{model}.tsv"
     conda:
         "../../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        fewshot=config["fewshot"],
+        seed=config["split"]["seed"],
     script:
         "../scripts/fewshot.py"
 
@@ -56,19 +56,19 @@ rule zeroshot:
         weights="results/weights/{model}.json",
     output:
         zeroshot="results/zeroshot/{dataset}/{model}.tsv",
-    params:
-        model=lambda wildcards: MODELS[wildcards.model],
-        dataset=lambda wildcards: DATASETS[wildcards.dataset],
-        weights_dir=config["weights_dir"] or "",
-    threads: 1
-    resources:
-        mem_mb=16000,
-        runtime=30,
     log:
         "logs/zeroshot/{dataset}/{model}.log",
     benchmark:
         "benchmarks/zeroshot/{dataset}/{model}.tsv"
     conda:
         "../../envs/embed.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=30,
+    params:
+        model=lambda wildcards: MODELS[wildcards.model],
+        dataset=lambda wildcards: DATASETS[wildcards.dataset],
+        weights_dir=config["weights_dir"] or "",
     script:
         "../scripts/zeroshot.py"

@@ -26,22 +26,22 @@ rule paper_table:
             labels={"table": "vs published"},
         ),
         vs_published_md="results/tables/vs_published.md",
+    log:
+        "logs/paper_table/all.log",
+    benchmark:
+        "benchmarks/paper_table/all.tsv"
+    localrule: True
+    conda:
+        "../../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         models=configured_models(),
         datasets=configured_datasets(),
         table=config["table"],
         published=str(REPO / config["published_table"]),
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    log:
-        "logs/paper_table/all.log",
-    benchmark:
-        "benchmarks/paper_table/all.tsv"
-    conda:
-        "../../envs/probe.yaml"
     script:
         "../scripts/paper_table.py"
 
@@ -58,21 +58,21 @@ rule paired_tests:
             subcategory="paired tests",
             labels={"dataset": "{dataset}"},
         ),
-    params:
-        models=config["models"],
-        permutations=config["paired"]["permutations"],
-        seed=config["paired"]["seed"],
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         "logs/paired_tests/{dataset}.log",
     benchmark:
         "benchmarks/paired_tests/{dataset}.tsv"
+    localrule: True
     conda:
         "../../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=config["models"],
+        permutations=config["paired"]["permutations"],
+        seed=config["paired"]["seed"],
     script:
         "../scripts/paired_tests.py"
 
@@ -89,20 +89,20 @@ rule fewshot_table:
             category="Tables",
             labels={"table": "few-shot"},
         ),
-    params:
-        models=configured_models(),
-        datasets=configured_datasets(),
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         "logs/fewshot_table/all.log",
     benchmark:
         "benchmarks/fewshot_table/all.tsv"
+    localrule: True
     conda:
         "../../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=configured_models(),
+        datasets=configured_datasets(),
     script:
         "../scripts/protocol_table.py"
 
@@ -119,20 +119,20 @@ rule zeroshot_table:
             category="Tables",
             labels={"table": "zero-shot"},
         ),
-    params:
-        models=configured_models(),
-        datasets=configured_datasets(),
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         "logs/zeroshot_table/all.log",
     benchmark:
         "benchmarks/zeroshot_table/all.tsv"
+    localrule: True
     conda:
         "../../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=configured_models(),
+        datasets=configured_datasets(),
     script:
         "../scripts/protocol_table.py"
 
@@ -154,17 +154,17 @@ rule runtimes:
             category="Runtime",
             labels={"figure": "runtime per rule"},
         ),
-    params:
-        benchmarks="benchmarks",
-        rule_order=[rule.name for rule in workflow.rules],
+    log:
+        "logs/runtimes/all.log",
     localrule: True
+    conda:
+        "../../envs/umap.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    log:
-        "logs/runtimes/all.log",
-    conda:
-        "../../envs/umap.yaml"
+    params:
+        benchmarks="benchmarks",
+        rule_order=[rule.name for rule in workflow.rules],
     script:
         "../scripts/runtimes.py"

@@ -7,6 +7,16 @@ rule umap_sweep:
     output:
         layouts="results/umap/{dataset}/{model}/layouts.h5",
         metrics="results/umap/{dataset}/{model}/metrics.tsv",
+    log:
+        "logs/umap_sweep/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/umap_sweep/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/umap.yaml"
+    threads: config["umap"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         n_neighbors=config["umap"]["n_neighbors"],
         min_dist=config["umap"]["min_dist"],
@@ -18,16 +28,6 @@ rule umap_sweep:
             "knn_k": config["umap"]["knn_k"],
             "sample_size": config["umap"]["metric_sample"],
         },
-    threads: config["umap"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=120,
-    log:
-        "logs/umap_sweep/{dataset}/{model}.log",
-    benchmark:
-        "benchmarks/umap_sweep/{dataset}/{model}.tsv"
-    conda:
-        "../../envs/umap.yaml"
     script:
         "../scripts/umap_sweep.py"
 
@@ -43,18 +43,18 @@ rule umap_figure:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "model": "{model}"},
         ),
-    params:
-        title=lambda wildcards: f"{DATASETS[wildcards.dataset]['name']} / {MODELS[wildcards.model]['name']}",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=10,
     log:
         "logs/umap_figure/{dataset}/{model}.log",
     benchmark:
         "benchmarks/umap_figure/{dataset}/{model}.tsv"
     conda:
         "../../envs/umap.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        title=lambda wildcards: f"{DATASETS[wildcards.dataset]['name']} / {MODELS[wildcards.model]['name']}",
     script:
         "../scripts/umap_figure.py"
 
@@ -71,18 +71,18 @@ rule umap_figure_by:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "model": "{model}", "coloured by": "{attribute}"},
         ),
-    params:
-        title=lambda wildcards: f"{DATASETS[wildcards.dataset]['name']} / {MODELS[wildcards.model]['name']}",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=10,
     log:
         "logs/umap_figure_by/{attribute}/{dataset}/{model}.log",
     benchmark:
         "benchmarks/umap_figure_by/{attribute}/{dataset}/{model}.tsv"
     conda:
         "../../envs/umap.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        title=lambda wildcards: f"{DATASETS[wildcards.dataset]['name']} / {MODELS[wildcards.model]['name']}",
     script:
         "../scripts/umap_figure_by.py"
 
@@ -106,18 +106,18 @@ rule umap_summary:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "figure": "models x metrics (table)"},
         ),
-    params:
-        models=lambda wildcards: {m: MODELS[m]["name"] for m in config["models"]},
-        title=lambda wildcards: DATASETS[wildcards.dataset]["name"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         "logs/umap_summary/{dataset}.log",
     benchmark:
         "benchmarks/umap_summary/{dataset}.tsv"
     conda:
         "../../envs/umap.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=lambda wildcards: {m: MODELS[m]["name"] for m in config["models"]},
+        title=lambda wildcards: DATASETS[wildcards.dataset]["name"],
     script:
         "../scripts/umap_summary.py"

@@ -9,19 +9,19 @@ localrules:
 rule fetch_weights:
     output:
         record="results/weights/{model}.json",
-    params:
-        spec=lambda wildcards: MODELS[wildcards.model],
-        local_path=lambda wildcards: config["local_weights"].get(wildcards.model, ""),
-        weights_dir=config["weights_dir"] or "",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=240,
     log:
         "logs/fetch_weights/{model}.log",
     benchmark:
         "benchmarks/fetch_weights/{model}.tsv"
     conda:
         "../../envs/embed.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+        local_path=lambda wildcards: config["local_weights"].get(wildcards.model, ""),
+        weights_dir=config["weights_dir"] or "",
     script:
         "../scripts/fetch_weights.py"

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from medprobe.overlay import OverlayStyle, check_fits, overlay_plan, overlay_table, probe_images, render
+from medprobe.overlay import OverlayStyle, overlay_table, probe_plan, render
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,7 @@ def embed_overlays(dataset_id: str, model_id: str, model_spec: Mapping, manifest
 
     manifest = read_manifest(manifest_path)
     names = class_names_of(manifest, class_names)
-    plan = overlay_plan(bias, names)
-    images = probe_images(manifest, read_split(split_path), int(bias.get("n_images", 500)), seed)
-    plan = check_fits(plan, list(zip(images["width"], images["height"])), dataset_id=dataset_id)
+    images, plan = probe_plan(manifest, read_split(split_path), bias, names, seed=seed, dataset_id=dataset_id)
     table = overlay_table(images, plan)
     record = read_record(weights_json, model_id) if weights_json else None
     encoder = models.build_encoder(model_id, model_spec, record_paths(record) if record else None)

@@ -93,25 +93,21 @@ def lift(share: float, chance: float) -> float:
 def decodability(features: np.ndarray, values: np.ndarray, n_folds: int = 5, seed: int = 0) -> tuple[float, float]:
     """Chance-corrected balanced accuracy of the paper's probe predicting the attribute (mean, std over folds)."""
     from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import KFold, StratifiedKFold
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
+
+    from medprobe.probe import _fold_sklearn, svc_C
+    from medprobe.split import cv_folds
 
     codes, y = np.unique(np.asarray(values).astype(str), return_inverse=True)
-    counts = np.bincount(y)
-    k = max(2, min(n_folds, len(y)))
-    splitter = StratifiedKFold(k, shuffle=True, random_state=seed) if counts.min() >= k else \
-        KFold(k, shuffle=True, random_state=seed)
     scores = []
-    for train, test in splitter.split(features, y):
+    for train, test in cv_folds(y, n_folds, seed):
         if len(np.unique(y[train])) < 2:
             continue
-        scaler = StandardScaler().fit(features[train])
-        model = LinearSVC(C=100.0 / len(train), max_iter=10000, random_state=seed)
-        with warnings.catch_warnings():  # convergence, and folds without every value (rare values, KFold)
+        outputs, _, _, _ = _fold_sklearn(features[train], y[train], [features[test]], n_classes=len(codes),
+                                         C=svc_C(100.0, len(train)), max_iter=10000, tol=1e-4, standardize=True,
+                                         dual="auto", seed=seed)
+        with warnings.catch_warnings():  # folds without every value (rare values, plain K-fold)
             warnings.simplefilter("ignore")
-            model.fit(scaler.transform(features[train]), y[train])
-            bacc = balanced_accuracy_score(y[test], model.predict(scaler.transform(features[test])))
+            bacc = balanced_accuracy_score(y[test], outputs[0][0])
         scores.append((bacc - 1.0 / len(codes)) / (1.0 - 1.0 / len(codes)))
     return (float(np.mean(scores)), float(np.std(scores))) if scores else (float("nan"), float("nan"))
 

@@ -199,3 +199,11 @@ def overlay_table(images: "pd.DataFrame", plan: OverlayPlan) -> "pd.DataFrame":
             rows.append({**image._asdict(), "image_id": image.sample_id, "word_set": word_set, "word": word,
                          "sample_id": f"{image.sample_id}|{word_set}|{word}"})
     return pd.DataFrame(rows)
+
+
+def probe_plan(manifest: "pd.DataFrame", split: "pd.DataFrame", bias: Mapping[str, Any], class_names: Sequence[str],
+               *, seed: int = 0, dataset_id: str = "") -> tuple["pd.DataFrame", OverlayPlan]:
+    """The typographic probe's images and its checked plan (every word fits every image, sizes per set)."""
+    plan = overlay_plan(bias, class_names)
+    images = probe_images(manifest, split, int(bias.get("n_images", 500)), seed)
+    return images, check_fits(plan, list(zip(images["width"], images["height"])), dataset_id=dataset_id)

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from medprobe.errors import DatasetError
 
@@ -103,6 +103,17 @@ def make_split(sample_ids: Sequence[str], labels: Sequence[int], groups: Sequenc
     partition[holdout_idx] = "holdout"
     return pd.DataFrame({"sample_id": sample_ids, "label": labels, "group": groups,
                          "partition": partition, "fold": fold}, columns=SPLIT_COLUMNS)
+
+
+def cv_folds(labels: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index folds over samples: stratified by label where every label allows it, else plain K-fold
+    (the bias audit's probes on a few hundred hold-out images, where rare values may have fewer members than folds)."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    k = max(2, min(n_folds, len(labels)))
+    if counts[counts > 0].min() >= k:
+        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+    return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels))))
 
 
 def straddling_duplicates(manifest: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:

@@ -227,14 +227,6 @@ def _free_bytes(folder: Path) -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
-def features_checksum(dataset: h5py.Dataset, block_rows: int = 4096) -> str:
-    """sha256 of the features as little-endian float32, row-major, read in blocks."""
-    digest = hashlib.sha256()
-    for start in range(0, dataset.shape[0], block_rows):
-        digest.update(np.ascontiguousarray(dataset[start:start + block_rows], dtype="<f4").tobytes())
-    return digest.hexdigest()
-
-
 def verify_written(path: Path, failed: Sequence[str]) -> str:
     """Read a just-written file back: every row present, NaN rows exactly the failed images; returns the checksum."""
     with h5py.File(path, "r") as handle:

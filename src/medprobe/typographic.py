@@ -24,7 +24,6 @@ Metrics, per word set (`attribute`):
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -33,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from medprobe import files
-from medprobe.overlay import CLASS_NAMES_SET, overlay_plan, probe_images, render
+from medprobe.overlay import CLASS_NAMES_SET, probe_plan, render
+from medprobe.split import cv_folds
 
 log = logging.getLogger(__name__)
 
@@ -42,34 +42,21 @@ BIAS_COLUMNS = ["dataset", "model", "probe", "attribute", "metric", "value", "sp
 
 # --- the metrics ----------------------------------------------------------------------------------------------------
 
-def _svc_accuracy(x_train, y_train, x_tests, C_numerator: float = 100.0, seed: int = 0) -> list[float]:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
+def _svc_accuracy(x_train, y_train, x_tests, seed: int = 0) -> list[float]:
+    """Accuracy on each (x, y) of the paper's probe (medprobe.probe's fold: standardize, LinearSVC, C = 100 / n)."""
+    from medprobe.probe import _fold_sklearn, svc_C
 
-    scaler = StandardScaler().fit(x_train)
-    model = LinearSVC(C=C_numerator / len(x_train), max_iter=10000, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(scaler.transform(x_train), y_train)
-    return [float((model.predict(scaler.transform(x)) == y).mean()) for x, y in x_tests]
-
-
-def _image_folds(labels: np.ndarray, n_folds: int, seed: int):
-    """Folds over images: stratified by class where every class allows it, else plain K-fold."""
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    counts = np.bincount(labels)
-    k = max(2, min(n_folds, len(labels)))
-    if counts[counts > 0].min() >= k:
-        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
-    return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels))))
+    n_classes = int(max(np.max(y_train), *(np.max(y) for _, y in x_tests))) + 1
+    outputs, _, _, _ = _fold_sklearn(x_train, y_train, [x for x, _ in x_tests], n_classes=n_classes,
+                                     C=svc_C(100.0, len(x_train)), max_iter=10000, tol=1e-4, standardize=True,
+                                     dual="auto", seed=seed)
+    return [float((predicted == y).mean()) for (predicted, _), (_, y) in zip(outputs, x_tests)]
 
 
 def text_decodability(words_features: np.ndarray, n_folds: int = 5, seed: int = 0) -> tuple[float, float]:
     """words_features (images, W, D): chance-corrected CV accuracy of reading the word; folds split by image."""
     n, w, d = words_features.shape
-    folds = _image_folds(np.zeros(n, dtype=np.int64), n_folds, seed)
+    folds = cv_folds(np.zeros(n, dtype=np.int64), n_folds, seed)
     scores = []
     for train, test in folds:
         x_train = words_features[train].reshape(-1, d)
@@ -106,7 +93,7 @@ def shortcut_drop(words_features: np.ndarray, clean: np.ndarray, labels: np.ndar
                   n_folds: int = 5, seed: int = 0) -> tuple[float, float, float, float]:
     """words_features (images, K, D) with word k naming class k. Returns (drop in points, its std over folds, clean
     accuracy, permuted accuracy) of a probe trained on images carrying their own class's name."""
-    folds = _image_folds(labels, n_folds, seed)
+    folds = cv_folds(labels, n_folds, seed)
     drops, clean_acc, permuted_acc = [], [], []
     rows = np.arange(len(labels))
     for train, test in folds:
@@ -232,50 +219,48 @@ def bias_table(paths: Sequence[str | Path], models: Mapping[str, Mapping], datas
                                  c.map(dorder) if c.name == "dataset" else c)).reset_index(drop=True)
 
 
+def _markdown_block(title: str, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping], cell,
+                    only: set[str] | None = None) -> list[str]:
+    """One table: a row per model (in its group; only those in `only` when given), a column per dataset;
+    cell(model_id, dataset_id) gives the text ("–" when there is nothing)."""
+    lines = [f"### {title}", "", "| group | model | " + " | ".join(datasets[d]["name"] for d in datasets) + " |",
+             "|---|---|" + "|".join([":-:"] * len(datasets)) + "|"]
+    for model_id, spec in models.items():
+        if only is None or model_id in only:
+            cells = [cell(model_id, dataset_id) for dataset_id in datasets]
+            lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _mean_spread(part: pd.DataFrame):
+    def cell(model_id: str, dataset_id: str) -> str:
+        hit = part[(part["model"] == model_id) & (part["dataset"] == dataset_id)]
+        return f"{hit['value'].iloc[0]:.2f} ± {hit['spread'].iloc[0]:.2f}" if len(hit) else "–"
+    return cell
+
+
 def bias_markdown(table: pd.DataFrame, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping]) -> str:
     """Models (in their groups) x datasets, one block per headline metric, mean ± spread."""
     lines = ["Typographic probe: words written on the hold-out images (medprobe.typographic)", ""]
     for metric, attribute, title in TABLE_METRICS:
         part = table[(table["metric"] == metric) & (table["attribute"] == attribute)]
-        lines += [f"### {title} ({attribute} word set)", "",
-                  "| group | model | " + " | ".join(datasets[d]["name"] for d in datasets) + " |",
-                  "|---|---|" + "|".join([":-:"] * len(datasets)) + "|"]
-        for model_id, spec in models.items():
-            cells = []
-            for dataset_id in datasets:
-                hit = part[(part["model"] == model_id) & (part["dataset"] == dataset_id)]
-                cells.append(f"{hit['value'].iloc[0]:.2f} ± {hit['spread'].iloc[0]:.2f}" if len(hit) else "–")
-            lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _markdown_block(f"{title} ({attribute} word set)", models, datasets, _mean_spread(part))
     attack = table[table["metric"] == "attack_flip_rate"]
     if len(attack):
-        lines += ["### typographic attack (models with a text tower): share of correct zero-shot predictions that "
-                  "flip to another class's name written on the image", "",
-                  "| group | model | " + " | ".join(datasets[d]["name"] for d in datasets) + " |",
-                  "|---|---|" + "|".join([":-:"] * len(datasets)) + "|"]
-        for model_id, spec in models.items():
-            if model_id not in set(attack["model"]):
-                continue
-            cells = []
-            for dataset_id in datasets:
-                hit = attack[(attack["model"] == model_id) & (attack["dataset"] == dataset_id)]
-                cells.append(f"{hit['value'].iloc[0]:.2f} ± {hit['spread'].iloc[0]:.2f}" if len(hit) else "–")
-            lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
-        lines.append("")
-    nuisance = table[(table["probe"] == "nuisance") & (table["metric"] == "dominance")]
+        lines += _markdown_block("typographic attack (models with a text tower): share of correct zero-shot "
+                                 "predictions that flip to another class's name written on the image", models,
+                                 datasets, _mean_spread(attack), only=set(attack["model"]))
+    nuisance = table[(table["probe"] == "nuisance") & (table["metric"] == "dominance")].dropna(subset=["value"])
     if len(nuisance):
-        lines += ["### nuisance dominance (the attribute whose neighbourhoods dominate most)", "",
-                  "| group | model | " + " | ".join(datasets[d]["name"] for d in datasets) + " |",
-                  "|---|---|" + "|".join([":-:"] * len(datasets)) + "|"]
-        for model_id, spec in models.items():
-            cells = []
-            for dataset_id in datasets:
-                hit = nuisance[(nuisance["model"] == model_id) & (nuisance["dataset"] == dataset_id)].dropna(
-                    subset=["value"])
-                top = hit.loc[hit["value"].idxmax()] if len(hit) else None
-                cells.append(f"{top['attribute']} {top['value']:.2f}" if top is not None else "–")
-            lines.append(f"| {spec['group']} | {spec['name']} | " + " | ".join(cells) + " |")
-        lines.append("")
+        def dominant(model_id: str, dataset_id: str) -> str:
+            hit = nuisance[(nuisance["model"] == model_id) & (nuisance["dataset"] == dataset_id)]
+            if not len(hit):
+                return "–"
+            top = hit.loc[hit["value"].idxmax()]
+            return f"{top['attribute']} {top['value']:.2f}"
+
+        lines += _markdown_block("nuisance dominance (the attribute whose neighbourhoods dominate most)", models,
+                                 datasets, dominant)
     lines.append("text decodability: chance-corrected accuracy of reading the word (0 chance, 1 perfect); text "
                  "effect size: variance the word adds over variance between classes (> 1: the text moves the "
                  "features more than the diagnosis); shortcut drop: accuracy lost, in points, when a probe trained on "
@@ -336,12 +321,9 @@ def example_panel(manifest_path: str | Path, split_path: str | Path, bias: Mappi
 
     from medprobe.imageio import load_rgb
     from medprobe.manifest import read_manifest
-    from medprobe.overlay import check_fits
     from medprobe.split import read_split
 
-    manifest = read_manifest(manifest_path)
-    images = probe_images(manifest, read_split(split_path), int(bias.get("n_images", 500)), seed)
-    plan = check_fits(overlay_plan(bias, class_names), list(zip(images["width"], images["height"])))
+    images, plan = probe_plan(read_manifest(manifest_path), read_split(split_path), bias, class_names, seed=seed)
     chosen = images.iloc[:n_examples]
     words = plan.words()
     fig, axes = plt.subplots(len(chosen), len(words) + 1, figsize=(1.8 * (len(words) + 1), 1.9 * len(chosen)),

@@ -61,7 +61,7 @@ def copy_demo_subset(dest: Path, per_class: int, source: Path = DEMO / "brain_mr
 
 
 def run_snakemake(*args: str, cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(cwd),
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory", str(cwd),
                *args]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
@@ -113,7 +113,7 @@ from snakemake.settings.types import OutputSettings, ResourceSettings
 
 repo, workdir = Path(sys.argv[1]), Path(sys.argv[2])
 with SnakemakeApi(OutputSettings()) as api:
-    workflow = api.workflow(snakefile=repo / "Snakefile", workdir=workdir, resource_settings=ResourceSettings())
+    workflow = api.workflow(snakefile=repo / "workflow" / "Snakefile", workdir=workdir, resource_settings=ResourceSettings())
     rules = {}
     for rule in workflow._workflow.rules:
         base = Path(str(rule.basedir))

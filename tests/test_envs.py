@@ -1,4 +1,4 @@
-"""The conda envs (envs/*.yaml): pinned, named by every rule, and listing every package the rule's code imports.
+"""The conda envs (workflow/envs/*.yaml): pinned, named by every rule, and listing every package the rule's code imports.
 
 Conda cannot solve here (no channels), so the checks are static: the rules and their `conda:` and `script:` come from
 Snakemake itself; a rule's imports come from an AST walk of its script, followed through every medprobe module it
@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-ENVS = REPO / "envs"
+ENVS = REPO / "workflow" / "envs"
+LOCK = REPO / "requirements" / "lock.txt"
 SRC = REPO / "src"
 
 # Top-level module -> its conda-forge package, where the two names differ (matplotlib-base: without the Qt backend
@@ -37,7 +38,8 @@ CONDA_PACKAGE = {
     "skimage": "scikit-image",
 }
 
-# Not packages an env must hold: the script preamble imports Snakemake from the host's paths.
+# Not packages an env must hold: the script preamble imports Snakemake from the host's paths, and medprobe is the
+# workflow's own library, put on sys.path by every script (MEDPROBE_LIBRARY, set by workflow/rules/common.smk).
 PROVIDED = {"medprobe", "snakemake"}
 
 # Imports of a name computed at run time, in the modules rules reach: what the name can be. A new one fails the tests
@@ -275,15 +277,60 @@ def test_pins_satisfy_the_library_floors():
                 assert pin >= floor[:len(pin)], f"{path}: {package}={version} is below pyproject's >= {floor}"
 
 
+# The packages whose version changes results or breaks medprobe's use of their internals: the conda envs and the pip
+# lock (requirements/lock.txt, what `.ci/run` and the README install) must agree on them. pip name -> conda name.
+MUST_AGREE = {"torch": "pytorch", "torchvision": "torchvision", "transformers": "transformers",
+              "open-clip-torch": "open-clip-torch", "timm": "timm", "umap-learn": "umap-learn", "numba": "numba"}
+
+
+def locked_versions() -> dict[str, str]:
+    text = LOCK.read_text(encoding="utf-8")
+    return {normalize(name): version for name, version in re.findall(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)==([^\s;\\]+)",
+                                                                    text, re.M)}
+
+
+def test_conda_envs_and_the_pip_lock_agree_on_the_versions_that_matter():
+    locked = locked_versions()
+    pinned_somewhere = set()
+    for pip_name, conda_name in MUST_AGREE.items():
+        assert normalize(pip_name) in locked, f"{LOCK}: {pip_name} is not locked (run tools/lock.sh)"
+        version = locked[normalize(pip_name)]
+        for path in env_files():
+            pin = conda_pins(load_env(path)).get(conda_name)
+            if pin is None:
+                continue
+            pinned_somewhere.add(pip_name)
+            assert version == pin or version.startswith(pin + "."), (
+                f"{path}: {conda_name}={pin}, but {LOCK.relative_to(REPO)} has {pip_name}=={version}: change the env "
+                f"or hold the lock back (requirements/constraints.txt, then tools/lock.sh)")
+    assert pinned_somewhere == set(MUST_AGREE), f"no env pins {sorted(set(MUST_AGREE) - pinned_somewhere)}"
+
+
+def test_the_lock_pins_every_package_with_hashes():
+    """`pip install --require-hashes` refuses a lock with an unhashed or unpinned line: check it before CI does."""
+    text = LOCK.read_text(encoding="utf-8")
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text[text.index("\n\n") + 2:] if "\n\n" in text else text)
+    for entry in entries:
+        entry = "\n".join(line for line in entry.splitlines() if not line.lstrip().startswith("#")).strip()
+        if not entry:
+            continue
+        assert re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*==\S+", entry), f"{LOCK}: not an exact pin: {entry[:80]}"
+        assert "--hash=sha256:" in entry, f"{LOCK}: no hash for {entry.split()[0]}"
+    assert "medprobe" not in locked_versions(), "the lock must not pin medprobe itself (installed with --no-deps -e .)"
+    for line in text.splitlines():
+        assert not line.startswith(("--find-links", "--extra-index-url", "--index-url", "-f ")), (
+            f"{LOCK}: machine-specific index option {line!r} (tools/lock.sh leaves them out)")
+
+
 # --- rules -> envs ---------------------------------------------------------------------------------------------------
 
 def test_every_rule_that_runs_code_names_an_existing_env(rules, code_rules):
     assert {"all", "embeddings", "umap", "probes"} <= set(rules) - set(code_rules)
     for name, rule in code_rules.items():
-        assert rule["conda"], f"rule {name}: no conda: directive (add one naming an envs/*.yaml)"
+        assert rule["conda"], f"rule {name}: no conda: directive (add one naming a workflow/envs/*.yaml)"
         env = Path(rule["conda"]).resolve()
         assert env.is_file(), f"rule {name}: conda env {rule['conda']} does not exist"
-        assert env.parent == ENVS, f"rule {name}: conda env {env} is not under envs/"
+        assert env.parent == ENVS, f"rule {name}: conda env {env} is not under workflow/envs/"
 
 
 def test_every_env_header_lists_the_rules_that_use_it(code_rules):

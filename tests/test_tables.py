@@ -62,6 +62,7 @@ def test_markdown_groups_rows_and_keeps_notes():
 
 
 def test_notes_say_how_embeddings_were_made_and_which_weights():
+    import medprobe
     from medprobe.tables import provenance_notes
 
     models = {"uni": {"name": "UNI"}, "resnet50": {"name": "ResNet50"}}
@@ -74,12 +75,16 @@ def test_notes_say_how_embeddings_were_made_and_which_weights():
             "path": "/t/hub/checkpoints/resnet50-0676ba61.pth", "sha256": "0676ba61" + "0" * 56,
             "url": "https://download.pytorch.org/models/resnet50-0676ba61.pth"}}},
         {"model_id": "other", "files": {}}]
-    exact = [{"model_id": "uni", "dataset_id": "brainmr", "extraction_mode": "exact"},
-             {"model_id": "resnet50", "dataset_id": "brainmr", "extraction_mode": "exact"}]
+    exact = [{"model_id": "uni", "dataset_id": "brainmr", "extraction_mode": "exact",
+              "medprobe_version": medprobe.__version__},
+             {"model_id": "resnet50", "dataset_id": "brainmr", "extraction_mode": "exact",
+              "medprobe_version": medprobe.__version__}]
     notes = provenance_notes(records, exact, models)
-    assert notes[0].startswith("Embeddings: exact") and "all 2 files" in notes[0]
-    assert "UNI: MahmoodLab/UNI@b55a5ec6cade" in notes[1] and "x/y" not in notes[1]  # text files are not the tower's
-    assert "ResNet50: https://download.pytorch.org/models/resnet50-0676ba61.pth (sha256 0676ba610000)" in notes[1]
-    fast = [exact[0], {**exact[1], "extraction_mode": "fast (bf16 autocast, channels_last)"}]
+    assert notes[0] == f"medprobe {medprobe.__version__}."  # the embeddings record no other version
+    assert notes[1].startswith("Embeddings: exact") and "all 2 files" in notes[1]
+    assert "UNI: MahmoodLab/UNI@b55a5ec6cade" in notes[2] and "x/y" not in notes[2]  # text files are not the tower's
+    assert "ResNet50: https://download.pytorch.org/models/resnet50-0676ba61.pth (sha256 0676ba610000)" in notes[2]
+    fast = [exact[0], {**exact[1], "extraction_mode": "fast (bf16 autocast, channels_last)", "medprobe_version": "0.0.9"}]
     assert provenance_notes([], fast, models) == [
+        f"medprobe {medprobe.__version__}; embeddings written by medprobe 0.0.9, {medprobe.__version__}.",
         "Embeddings: exact for UNI/brainmr; fast (bf16 autocast, channels_last) for ResNet50/brainmr."]

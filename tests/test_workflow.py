@@ -30,7 +30,7 @@ def test_rule_files_are_snakefmt_clean(repo):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"], cwd=repo,
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "workflow"], cwd=repo,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -99,7 +99,7 @@ def torch_checks(embed: Mapping[str, Any]) -> list[Check]:
     except ImportError as err:
         return [Check("torch", "torch", FAIL, f"torch is not importable ({err})",
                       "pip install -e . in this repository (a CUDA build: https://pytorch.org/get-started/locally/), "
-                      "or run snakemake with --software-deployment-method conda (envs/embed.yaml)")]
+                      "or run snakemake with --software-deployment-method conda (workflow/envs/embed.yaml)")]
     build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
     checks = [Check("torch", "torch", OK, f"torch {torch.__version__} ({build})")]
     if not torch.cuda.is_available():
@@ -471,7 +471,7 @@ def conda_checks() -> list[Check]:
     if found:
         return [Check("conda", "conda", OK, "; ".join(found) + " (for --software-deployment-method conda)")]
     return [Check("conda", "conda", WARN, "neither conda nor mamba is on PATH: needed only for "
-                  "--software-deployment-method conda (the envs/*.yaml environments)",
+                  "--software-deployment-method conda (the workflow/envs/*.yaml environments)",
                   "install Miniforge (https://conda-forge.org/download/), or run without "
                   "--software-deployment-method conda in this environment (pip install -e .)")]
 

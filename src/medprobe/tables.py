@@ -118,8 +118,14 @@ def convergence_notes(probes: pd.DataFrame) -> list[str]:
 def provenance_notes(records: Sequence[Mapping], embedding_attrs: Sequence[Mapping],
                      models: Mapping[str, Mapping]) -> list[str]:
     """How the embeddings were extracted (exact, or which speed-ups ran) and the exact weights each model used: the
-    Hugging Face repository and commit of every file, or its URL or local path and sha256."""
-    notes = []
+    Hugging Face repository and commit of every file, or its URL or local path and sha256. First, the medprobe version
+    that made the table, and the versions that wrote the embeddings where they differ."""
+    import medprobe
+
+    written_by = sorted({str(attrs.get("medprobe_version", "unknown")) for attrs in embedding_attrs})
+    notes = [f"medprobe {medprobe.__version__}" + (
+        f"; embeddings written by medprobe {', '.join(written_by)}" if written_by not in ([], [medprobe.__version__])
+        else "") + "."]
     if embedding_attrs:
         modes: dict[str, list[str]] = {}
         for attrs in embedding_attrs:

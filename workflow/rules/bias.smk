@@ -16,7 +16,7 @@ rule embed_overlay:
     benchmark:
         "benchmarks/embed_overlay/{dataset}/{model}.tsv"
     conda:
-        "../../envs/embed.yaml"
+        "../envs/embed.yaml"
     threads: config["embed"]["threads"]
     resources:
         gpu=model_resource("gpu", 0),
@@ -43,7 +43,7 @@ rule ocr:
     benchmark:
         "benchmarks/ocr/{dataset}.tsv"
     conda:
-        "../../envs/ocr.yaml"
+        "../envs/ocr.yaml"
     threads: config["manifest"]["threads"]
     resources:
         mem_mb=4000,
@@ -65,7 +65,7 @@ rule bias_audit:
     benchmark:
         "benchmarks/bias_audit/{dataset}/{model}.tsv"
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=8000,
@@ -91,7 +91,7 @@ rule typographic_attack:
     benchmark:
         "benchmarks/typographic_attack/{dataset}/{model}.tsv"
     conda:
-        "../../envs/embed.yaml"
+        "../envs/embed.yaml"
     threads: 2
     resources:
         mem_mb=model_resource("mem_mb", 8000),
@@ -123,7 +123,7 @@ rule bias_table:
         "benchmarks/bias_table/all.tsv"
     localrule: True
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -160,7 +160,7 @@ rule bias_figure:
     benchmark:
         "benchmarks/bias_figure/{dataset}.tsv"
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=2000,

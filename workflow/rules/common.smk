@@ -1,13 +1,81 @@
-# Validation first: the config against its schema, both registries against theirs, and every configured id against
-# the registries. Everything the rules need from the registries comes from the functions below.
+# The workflow's own files first (wherever it was loaded from), then validation: the config against its schema, both
+# registries against theirs, and every configured id against the registries. Everything the rules need from the
+# registries comes from the functions below.
+import hashlib
+import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-REPO = Path(workflow.basedir)
-sys.path.insert(0, str(REPO / "src"))
+
+def _accept_source_files_in_gitfile_join():
+    """Snakemake 9.x (seen in 9.27.1): for a `script:` rule of a gitfile() module, Job._path_to_source_file hands
+    LocalGitFile.join a LocalSourceFile where it expects a str (TypeError in every dry run). Make it take what every
+    other SourceFile.join takes; a no-op where Snakemake has fixed it."""
+    from snakemake.sourcecache import LocalGitFile, SourceFile
+
+    join = LocalGitFile.join
+    if getattr(join, "medprobe_accepts_source_files", False):
+        return
+
+    def accepting_join(self, path):
+        return join(self, path.get_path_or_uri(secret_free=False) if isinstance(path, SourceFile) else path)
+
+    accepting_join.medprobe_accepts_source_files = True
+    LocalGitFile.join = accepting_join
+
+
+def _workflow_root():
+    """The tree holding this workflow's library (src/medprobe), registries, schemas and published table, in the
+    repository's layout. A checkout or a local-path module: the module's own folder. A gitfile()/github() module: those
+    files (workflow/module-files.txt) copied once out of Snakemake's source cache into
+    .snakemake/medprobe/<version>-<content hash>/ (the cache itself is temporary, and params must not change between
+    runs), so that the rules, their scripts and their conda envs all import this workflow's own medprobe."""
+    here = Path(str(workflow.current_basedir.get_path_or_uri(secret_free=True)))
+    if (here.parent.parent / "src" / "medprobe" / "__init__.py").is_file():
+        return here.parent.parent.resolve()
+    _accept_source_files_in_gitfile_join()
+    listing = Path(workflow.source_path("../module-files.txt")).read_text(encoding="utf-8").split("\n")
+    names = [line.strip() for line in listing if line.strip() and not line.startswith("#")]
+    sources = {name: Path(workflow.source_path(f"../../{name}")) for name in names}
+    digest = hashlib.sha256()
+    for name in names:
+        for part in (name.encode(), sources[name].read_bytes()):
+            digest.update(part)
+            digest.update(b"\0")
+    version = re.search(r'__version__ = "([^"]+)"', sources["src/medprobe/__init__.py"].read_text()).group(1)
+    target = Path(".snakemake", "medprobe", f"{version}-{digest.hexdigest()[:12]}").resolve()
+    if not target.is_dir():  # written aside and renamed: a parallel job sees all of it or none
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
+        for name, source in sources.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staging / name)
+        try:
+            staging.rename(target)
+        except OSError:  # another process got there first, with the same content
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+WORKFLOW_ROOT = _workflow_root()
+LIBRARY = WORKFLOW_ROOT / "src"
+# The scripts (run in their own process, in a conda env or not) read it here.
+os.environ.update({"MEDPROBE_LIBRARY": str(LIBRARY)})
+sys.path.insert(0, str(LIBRARY))
+
+import medprobe  # noqa: E402
+
+if Path(medprobe.__file__).resolve().parent != LIBRARY / "medprobe":
+    raise WorkflowError(
+        f"medprobe was already imported from {Path(medprobe.__file__).parent}, not from this workflow's own library "
+        f"{LIBRARY / 'medprobe'}: run snakemake in a fresh process (not from a Python session that imported medprobe)"
+    )
 
 from medprobe.manifest import input_fingerprint  # noqa: E402
 from medprobe.registry import check_config  # noqa: E402
@@ -16,8 +84,8 @@ from medprobe.registry import load_workflow_registries  # noqa: E402
 
 check_config(config, getattr(workflow, "configfiles", []))  # each bad value named with the file that holds it
 validate(config, schema="../schemas/config.schema.yaml")  # Snakemake's: also fills the schema's defaults
-CONFIG_SOURCE = "config (" + ", ".join(str(p) for p in getattr(workflow, "configfiles", [])) + ")"
-MODELS, DATASETS = load_workflow_registries(config, REPO, source=CONFIG_SOURCE)
+CONFIG_SOURCE = f"config ({', '.join(str(p) for p in getattr(workflow, 'configfiles', []))})"
+MODELS, DATASETS = load_workflow_registries(config, WORKFLOW_ROOT, source=CONFIG_SOURCE)
 
 
 def _alternatives(ids):
@@ -38,7 +106,7 @@ def dataset_root(dataset):
 def manifest_input(wildcards):
     """The image folder when it exists (so new files rerun the manifest); when absent the rule says how to get it."""
     root = dataset_root(wildcards.dataset)
-    return {"root": str(root)} if root.exists() else {}
+    return {"root": local(str(root))} if root.exists() else {}  # local: a module's prefix: does not move the data
 
 
 def model_resource(key, default):
@@ -110,6 +178,17 @@ def bias_targets():
     return ["results/tables/bias.tsv", "results/tables/bias.md"] + expand(
         "results/figures/bias/{dataset}.png", dataset=config["datasets"]
     )
+
+
+def benchmark_rule_order():
+    """The rules in the order they are defined, named as their benchmark folders name them (benchmarks/<rule>/...):
+    a module's `use rule * from medprobe as medprobe_*` renames the rules, not the folders."""
+    order = []
+    for defined in workflow.rules:
+        parts = Path(str(defined.benchmark or "")).parts
+        if "benchmarks" in parts[:-1]:
+            order.append(parts[parts.index("benchmarks") + 1])
+    return order
 
 
 def all_outputs():

@@ -2,10 +2,6 @@
 # shared by every model.
 
 
-localrules:
-    download,
-
-
 rule download:
     output:
         record="results/datasets/{dataset}.json",
@@ -13,8 +9,9 @@ rule download:
         "logs/download/{dataset}.log",
     benchmark:
         "benchmarks/download/{dataset}.tsv"
+    localrule: True
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -39,7 +36,7 @@ rule manifest:
     benchmark:
         "benchmarks/manifest/{dataset}.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: config["manifest"]["threads"]
     resources:
         mem_mb=4000,
@@ -67,7 +64,7 @@ rule split:
     benchmark:
         "benchmarks/split/{dataset}.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,

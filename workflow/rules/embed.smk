@@ -13,7 +13,7 @@ rule embed:
     benchmark:
         "benchmarks/embed/{dataset}/{model}.tsv"
     conda:
-        "../../envs/embed.yaml"
+        "../envs/embed.yaml"
     threads: config["embed"]["threads"]
     resources:
         gpu=model_resource("gpu", 0),

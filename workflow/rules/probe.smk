@@ -14,7 +14,7 @@ rule probe:
     benchmark:
         "benchmarks/probe/{dataset}/{model}.tsv"
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -37,7 +37,7 @@ rule fewshot:
     benchmark:
         "benchmarks/fewshot/{dataset}/{model}.tsv"
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=8000,
@@ -61,7 +61,7 @@ rule zeroshot:
     benchmark:
         "benchmarks/zeroshot/{dataset}/{model}.tsv"
     conda:
-        "../../envs/embed.yaml"
+        "../envs/embed.yaml"
     threads: 1
     resources:
         mem_mb=16000,

@@ -32,7 +32,7 @@ rule paper_table:
         "benchmarks/paper_table/all.tsv"
     localrule: True
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -41,7 +41,7 @@ rule paper_table:
         models=configured_models(),
         datasets=configured_datasets(),
         table=config["table"],
-        published=str(REPO / config["published_table"]),
+        published=str(WORKFLOW_ROOT / config["published_table"]),
     script:
         "../scripts/paper_table.py"
 
@@ -64,7 +64,7 @@ rule paired_tests:
         "benchmarks/paired_tests/{dataset}.tsv"
     localrule: True
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -95,7 +95,7 @@ rule fewshot_table:
         "benchmarks/fewshot_table/all.tsv"
     localrule: True
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -125,7 +125,7 @@ rule zeroshot_table:
         "benchmarks/zeroshot_table/all.tsv"
     localrule: True
     conda:
-        "../../envs/probe.yaml"
+        "../envs/probe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -158,13 +158,14 @@ rule runtimes:
         "logs/runtimes/all.log",
     localrule: True
     conda:
-        "../../envs/umap.yaml"
+        "../envs/umap.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        benchmarks="benchmarks",
-        rule_order=[rule.name for rule in workflow.rules],
+        # beside results/ (under a module's prefix: when there is one); rules named as their benchmark folders are
+        benchmarks=lambda wildcards, output: str(Path(output.table).parents[2] / "benchmarks"),
+        rule_order=lambda wildcards: benchmark_rule_order(),
     script:
         "../scripts/runtimes.py"

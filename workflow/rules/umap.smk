@@ -12,7 +12,7 @@ rule umap_sweep:
     benchmark:
         "benchmarks/umap_sweep/{dataset}/{model}.tsv"
     conda:
-        "../../envs/umap.yaml"
+        "../envs/umap.yaml"
     threads: config["umap"]["threads"]
     resources:
         mem_mb=8000,
@@ -48,7 +48,7 @@ rule umap_figure:
     benchmark:
         "benchmarks/umap_figure/{dataset}/{model}.tsv"
     conda:
-        "../../envs/umap.yaml"
+        "../envs/umap.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -76,7 +76,7 @@ rule umap_figure_by:
     benchmark:
         "benchmarks/umap_figure_by/{attribute}/{dataset}/{model}.tsv"
     conda:
-        "../../envs/umap.yaml"
+        "../envs/umap.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -111,7 +111,7 @@ rule umap_summary:
     benchmark:
         "benchmarks/umap_summary/{dataset}.tsv"
     conda:
-        "../../envs/umap.yaml"
+        "../envs/umap.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -2,10 +2,6 @@
 # and hashed. A localrule, so that on a cluster it runs where there is internet; embed jobs then load offline.
 
 
-localrules:
-    fetch_weights,
-
-
 rule fetch_weights:
     output:
         record="results/weights/{model}.json",
@@ -13,8 +9,9 @@ rule fetch_weights:
         "logs/fetch_weights/{model}.log",
     benchmark:
         "benchmarks/fetch_weights/{model}.tsv"
+    localrule: True
     conda:
-        "../../envs/embed.yaml"
+        "../envs/embed.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,8 +1,10 @@
 """Rule bias_audit: clean + overlaid embeddings and the manifest -> results/bias/{dataset}/{model}.tsv (the typographic
 probe's and the nuisance audit's rows)."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
 from medprobe.typographic import run_bias_audit  # noqa: E402

@@ -1,7 +1,9 @@
 """Rule bias_figure: the models of one dataset ranked by text decodability and shortcut drop, and the overlaid images."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 import pandas as pd  # noqa: E402
 

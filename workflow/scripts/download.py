@@ -1,7 +1,9 @@
 """Rule download: make sure the dataset is on disk (public sources fetched once) -> results/datasets/{dataset}.json."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.datasets.download import prepare_dataset  # noqa: E402
 from medprobe.logs import logged  # noqa: E402

@@ -1,7 +1,9 @@
 """Rule fewshot: embeddings + split -> results/fewshot/{dataset}/{model}.tsv (K shots per class, logistic regression)."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.fewshot import run_fewshot  # noqa: E402
 from medprobe.logs import logged  # noqa: E402

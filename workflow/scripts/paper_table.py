@@ -1,7 +1,9 @@
 """Rule paper_table: every probe file -> results/tables/paper_table.{tsv,md} and summary.tsv."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
 from medprobe.report import tsv_to_html  # noqa: E402

@@ -1,7 +1,9 @@
 """Rule probe: embeddings + split -> results/probe/{dataset}/{model}.tsv (the paper's LinearSVC protocol)."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
 from medprobe.probe import run_probe  # noqa: E402

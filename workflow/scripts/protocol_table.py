@@ -1,7 +1,9 @@
 """Rules fewshot_table and zeroshot_table: every model's few-shot or zero-shot file -> one table (tsv and md)."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
 from medprobe.report import tsv_to_html  # noqa: E402

@@ -1,7 +1,9 @@
 """Rule runtimes: every benchmark file under benchmarks/ -> a per-rule runtime and memory table and figure."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
 from medprobe.plots import runtime_figure  # noqa: E402

@@ -1,7 +1,9 @@
 """Rule split: results/manifests/{dataset}.tsv -> results/splits/{dataset}.tsv."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
 from medprobe.split import split_dataset  # noqa: E402

@@ -3,7 +3,8 @@ results/bias/{dataset}/{model}.attack.tsv (models with a text tower)."""
 import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.weights import cache_env, offline_env  # noqa: E402
 

@@ -1,7 +1,9 @@
 """Rule umap_sweep: results/embeddings/{dataset}/{model}.h5 -> results/umap/{dataset}/{model}/layouts.h5."""
+import os
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+# this workflow's own medprobe (workflow/rules/common.smk sets it: the checkout's src/, or a module's copy)
+sys.path.insert(0, os.environ.get("MEDPROBE_LIBRARY") or f"{snakemake.scriptdir}/../../src")
 
 from medprobe.logs import logged  # noqa: E402
 from medprobe.umap_sweep import run_sweep  # noqa: E402

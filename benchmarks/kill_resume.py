@@ -29,7 +29,7 @@ from medprobe.store import read_embeddings  # noqa: E402
 
 
 def snakemake(workdir: Path, config: Path, target: str, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "snakemake", target, *extra, "--snakefile", str(REPO / "Snakefile"), "--directory",
+    command = [sys.executable, "-m", "snakemake", target, *extra, "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
                str(workdir), "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"), str(config)]
     return subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import medprobe
 from medprobe.errors import MedprobeError
 from medprobe.registry import (DEFAULT_DATASETS, DEFAULT_MODELS, REPO_ROOT, dataset_root, load_datasets, load_models,
-                               load_yaml, validate)
+                               load_yaml, validate, workflow_path)
 
 
 def _print_rows(header: list[str], rows: list[list[str]], fmt: str) -> None:
@@ -99,8 +99,7 @@ def dataset_status(dataset_id: str, spec: dict, root: Path) -> tuple[str, str]:
 def cmd_datasets(args: argparse.Namespace) -> int:
     config = load_yaml(args.config)
     validate(config, "config", str(args.config))
-    registry_path = Path(config["registries"]["datasets"])
-    registry_path = registry_path if registry_path.is_absolute() else REPO_ROOT / registry_path
+    registry_path = workflow_path(config["registries"]["datasets"], REPO_ROOT, Path.cwd())  # as the workflow reads it
     datasets = load_datasets(registry_path, config.get("custom_datasets") or {})
     data_root = args.data_root or config["data_root"]
     header = ["id", "name", "adapter", "expected_n", "found_n", "status", "root"]

@@ -491,7 +491,8 @@ def run_checks(configfiles: Sequence[str | Path] = (), *, workdir: str | Path | 
         f" --directory {workdir}" if workdir != Path.cwd().resolve() else "")
     try:
         config = load_config(files)
-        models, datasets = load_workflow_registries(config, REPO_ROOT, source=f"config ({label})")
+        models, datasets = load_workflow_registries(config, REPO_ROOT, source=f"config ({label})",
+                                                    workdir=workdir)
         inherited = inherited_keys(files)
     except MedprobeError as err:
         return [Check("config", label, FAIL, str(err), f"fix the file or key the detail names (every key is "

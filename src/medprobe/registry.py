@@ -193,11 +193,24 @@ def obtain_hint(spec: Mapping[str, Any], data_root: str | Path) -> str:
     return spec.get("obtain", "see the dataset's registry entry").replace("{data_root}", str(data_root))
 
 
+def workflow_path(path: str | Path, repo_root: str | Path = REPO_ROOT, workdir: str | Path | None = None) -> Path:
+    """A file the config names (a registry, the published table): an absolute path as given; a relative one from the
+    working directory when it is there (a deployed project's own copy in its config/, or a clone run from its root),
+    else from the workflow's own tree (`repo_root`)."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    if workdir is not None and (Path(workdir) / path).is_file():
+        return (Path(workdir) / path).resolve()
+    return Path(repo_root) / path
+
+
 def load_workflow_registries(config: Mapping[str, Any], repo_root: str | Path = REPO_ROOT,
-                             source: str = "config") -> tuple[dict, dict]:
-    """Load both registries named by a validated workflow config and check its model and dataset ids."""
-    models = load_models(resolve_path(config["registries"]["models"], repo_root))
-    datasets = load_datasets(resolve_path(config["registries"]["datasets"], repo_root),
+                             source: str = "config", workdir: str | Path | None = None) -> tuple[dict, dict]:
+    """Load both registries named by a validated workflow config and check its model and dataset ids. Relative
+    registry paths: see `workflow_path`."""
+    models = load_models(workflow_path(config["registries"]["models"], repo_root, workdir))
+    datasets = load_datasets(workflow_path(config["registries"]["datasets"], repo_root, workdir),
                              config.get("custom_datasets") or {},
                              custom_source=f"custom_datasets in {source}")
     check_ids(config["models"], models, "model", source)

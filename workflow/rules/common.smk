@@ -81,11 +81,17 @@ from medprobe.manifest import input_fingerprint  # noqa: E402
 from medprobe.registry import check_config  # noqa: E402
 from medprobe.registry import dataset_root as _dataset_root  # noqa: E402
 from medprobe.registry import load_workflow_registries  # noqa: E402
+from medprobe.registry import workflow_path  # noqa: E402
 
 check_config(config, getattr(workflow, "configfiles", []))  # each bad value named with the file that holds it
 validate(config, schema="../schemas/config.schema.yaml")  # Snakemake's: also fills the schema's defaults
 CONFIG_SOURCE = f"config ({', '.join(str(p) for p in getattr(workflow, 'configfiles', []))})"
-MODELS, DATASETS = load_workflow_registries(config, WORKFLOW_ROOT, source=CONFIG_SOURCE)
+MODELS, DATASETS = load_workflow_registries(config, WORKFLOW_ROOT, source=CONFIG_SOURCE, workdir=Path.cwd())
+
+
+def workflow_file(path):
+    """A file the config names (relative: the working directory's copy when there is one, else this workflow's)."""
+    return str(workflow_path(path, WORKFLOW_ROOT, Path.cwd()))
 
 
 def _alternatives(ids):

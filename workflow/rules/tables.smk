@@ -41,7 +41,7 @@ rule paper_table:
         models=configured_models(),
         datasets=configured_datasets(),
         table=config["table"],
-        published=str(WORKFLOW_ROOT / config["published_table"]),
+        published=workflow_file(config["published_table"]),
     script:
         "../scripts/paper_table.py"
 

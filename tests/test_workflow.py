@@ -130,15 +130,34 @@ def test_missing_login_only_dataset_stops_with_the_command(repo, tmp_path):
     assert str(tmp_path / "data" / "sarscov2ct") in log
 
 
-def test_report_is_one_self_contained_html_with_every_figure_and_table(tiny_run, tmp_path):
+def needs_browser():
+    browser = shutil.which("chromium") and Path("/usr/bin/chromedriver").exists() and \
+        importlib.util.find_spec("selenium") is not None
+    if not browser:
+        message = "the browser checks need chromium, chromium-driver (apt) and selenium (pip)"
+        if os.environ.get("MEDPROBE_TEST_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_report_zip_has_every_figure_table_and_explorer(tiny_run, tmp_path):
+    """`snakemake --report report.zip` (the catalog's form; a report holding the explorer's folders must be a zip):
+    the methods text, every figure, table and explorer page, each shown in headless Chromium."""
+    import zipfile
+
     work, config = tiny_run
     runtimes = pd.read_csv(work / "results/tables/runtimes.tsv", sep="\t")
     embed = runtimes.set_index("rule").loc["embed"]
     assert embed.jobs == 2 and embed.total_s > 0 and embed.max_rss_mb > 0
-    assert {"manifest", "split", "probe", "umap_sweep", "paper_table"} <= set(runtimes.rule)
+    assert {"manifest", "split", "probe", "umap_sweep", "paper_table", "thumbnails", "explorer_page"} <= set(
+        runtimes.rule)
 
-    run_snakemake("--report", "report.html", "--configfile", str(config), cwd=work)
-    page = (work / "report.html").read_text()
+    run_snakemake("--report", "report.zip", "--configfile", str(config), cwd=work)
+    with zipfile.ZipFile(work / "report.zip") as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "unzipped")
+    (report,) = (tmp_path / "unzipped").glob("*/report.html")
+    page = report.read_text()
     assert "LinearSVC" in page  # workflow.rst, the methods paragraph, rendered with the run's config
     figures = ["results/figures/umap/tiny/pixels.png", "results/figures/umap/tiny/clip_vit_b16_random.png",
                "results/figures/umap_summary/tiny.png", "results/figures/runtimes.png",
@@ -150,23 +169,43 @@ def test_report_is_one_self_contained_html_with_every_figure_and_table(tiny_run,
               "results/tables/bias.html"]
     for path in figures + tables:
         assert f'"{path}"' in page, path
-    assert page.count("\"data_uri\": \"data:image/png;") >= len(figures)  # embedded, not linked
+    # the explorer, its layouts and thumbnails beside its page, as in results/explorer/tiny/
+    explorer_pages = [n for n in names if n.endswith("/index.html")]
+    assert len(explorer_pages) == 1
+    base = explorer_pages[0][:-len("index.html")]
+    assert {base + "layouts/m00.js", base + "layouts/m01.js"} <= set(names)
+    assert sum(n.startswith(base + "thumbs/") for n in names) == 30
 
-    # and it renders: headless Chromium shows each figure with pixels drawn, each table with rows
-    browser = shutil.which("chromium") and Path("/usr/bin/chromedriver").exists() and \
-        importlib.util.find_spec("selenium") is not None
-    if not browser:
-        message = "the screenshot check needs chromium, chromium-driver (apt) and selenium (pip)"
-        if os.environ.get("MEDPROBE_TEST_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    # a single-file report cannot hold a folder: Snakemake says to make a zip
+    refused = run_snakemake("--report", "report.html", "--configfile", str(config), cwd=work, check=False)
+    assert refused.returncode != 0 and "report.zip" in refused.stdout + refused.stderr
+
+    # and it renders: headless Chromium shows each figure with pixels drawn, each table with rows, the explorer drawn
+    needs_browser()
+    from explorer_check import check_explorer
     from report_screenshot import check_report
 
-    rows = {row["result"]: row for row in check_report(work / "report.html", tmp_path / "shots", "LinearSVC")}
+    rows = {row["result"]: row for row in check_report(report, tmp_path / "shots", "LinearSVC")}
     assert all(row["ok"] for row in rows.values()), [row for row in rows.values() if not row["ok"]]
     assert {path for path, row in rows.items() if row["kind"] == "figure"} == set(figures)
     assert {path for path, row in rows.items() if row["kind"] == "table"} >= set(tables)
+    assert len([row for row in rows.values() if row["kind"] == "explorer"]) == 1
     assert len(list((tmp_path / "shots").glob("*.png"))) == len(rows)
+    # the explorer page as the report stores it works like the one on disk
+    assert check_explorer(tmp_path / "unzipped" / explorer_pages[0])["ok"]
+
+
+def test_explorer_page_from_disk_follows_a_reader(tiny_run, tmp_path):
+    """Open results/explorer/tiny/index.html from disk: a second model and setting, a hovered point's thumbnail and
+    file name, a selected region's files read back, the pin and the selection kept; no console error."""
+    needs_browser()
+    from explorer_check import check_explorer
+
+    work, _ = tiny_run
+    result = check_explorer(work / "results/explorer/tiny/index.html", tmp_path / "shots")
+    assert result["ok"] and not result["console_errors"]
+    assert result["state"]["model"] == "m01" and result["selection"]["csv_rows"] == result["selection"]["selected"]
+    assert result["hover"]["expected_file"] in result["hover"]["tooltip"]
 
 
 def test_an_image_replaced_under_the_same_name_reruns_the_manifest(repo, tmp_path):

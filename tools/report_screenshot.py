@@ -1,11 +1,13 @@
-"""Open a `snakemake --report` HTML in headless Chromium and check that it renders: the methods text on the landing
-page, every figure shown as an image with pixels on screen, every HTML table with rows. Screenshots go to --out.
+"""Open a `snakemake --report` in headless Chromium and check that it renders: the methods text on the landing page,
+every figure shown as an image with pixels on screen, every HTML table with rows, every explorer page with its first
+layout drawn. Screenshots go to --out.
 
     python tools/report_screenshot.py report.html --out report_shots/
+    unzip report.zip && python tools/report_screenshot.py report/report.html --out report_shots/
 
 Needs Chromium and its driver (Debian: apt-get install chromium chromium-driver) and `pip install selenium`.
 Each result is displayed the way the report's own "view" button does (the report app's `setView` with the result's
-embedded data URI), so nothing outside the file is loaded. Prints one line per result and exits 1 if any fails.
+embedded data URI, or its file beside the page in a report.zip). Prints one line per result and exits 1 if any fails.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from PIL import Image
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 
 
-def driver_for(chromium: str | None, chromedriver: str | None, width: int, height: int):
+def driver_for(chromium: str | None, chromedriver: str | None, width: int, height: int, console: bool = False):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -37,6 +39,8 @@ def driver_for(chromium: str | None, chromedriver: str | None, width: int, heigh
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  f"--window-size={width},{height}", "--allow-file-access-from-files"):
         options.add_argument(flag)
+    if console:  # keep the page's console messages for driver.get_log("browser")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
 
 
@@ -76,13 +80,13 @@ def check_report(report: Path, out: Path, methods_text: str, chromium: str | Non
             if mime in IMAGE_TYPES:
                 driver.execute_script("app.setView({content: 'img', contentPath: results[arguments[0]].data_uri, "
                                       "resultPath: arguments[0]})", path)
-                size = wait_for(driver, "const uri = results[arguments[0]].data_uri; "
+                size = wait_for(driver, "const uri = new URL(results[arguments[0]].data_uri, document.baseURI).href; "
                                         "const i = Array.from(document.images).find(x => x.src === uri); "
                                         "return i && i.complete && i.naturalWidth > 0 && "
                                         "[i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width]",
                                 path, what=f"{path} to show")
                 element = driver.execute_script(
-                    "const uri = results[arguments[0]].data_uri; "
+                    "const uri = new URL(results[arguments[0]].data_uri, document.baseURI).href; "
                     "return Array.from(document.images).find(x => x.src === uri)", path)
                 element.screenshot(str(shot))  # what the browser drew for this figure, nothing else
                 share = ink(shot)
@@ -96,12 +100,24 @@ def check_report(report: Path, out: Path, methods_text: str, chromium: str | Non
                 wait_for(driver, "return document.querySelector('#app iframe') !== null", what=f"{path} frame")
                 frame = driver.find_element("css selector", "#app iframe")
                 driver.switch_to.frame(frame)
-                rows_in_table = wait_for(driver, "return document.querySelectorAll('table tr').length",
-                                         what=f"the table in {path}")
+                # a table page shows its rows; an explorer page (medprobe.explorer) draws its first layout
+                rows_in_table = wait_for(driver, "const E = window.MEDPROBE_EXPLORER; "
+                                         "if (E && E.state && E.state.switch_ms !== null) return -1; "
+                                         "return document.querySelectorAll('table tr').length",
+                                         what=f"the table or explorer in {path}")
+                explorer = rows_in_table == -1
+                if explorer:
+                    drawn = driver.execute_script("const E = window.MEDPROBE_EXPLORER; return [E.state.model, "
+                                                  "Array.from(E.source.data.x).filter(isFinite).length, "
+                                                  "E.state.errors]")
                 driver.switch_to.default_content()
                 frame.screenshot(str(shot))
-                rows.append({"result": path, "kind": "table", "ok": rows_in_table >= 1,
-                             "detail": f"{rows_in_table - 1} row(s) rendered"})
+                if explorer:
+                    rows.append({"result": path, "kind": "explorer", "ok": drawn[1] > 0 and not drawn[2],
+                                 "detail": f"model {drawn[0]}: {drawn[1]} points drawn; errors {drawn[2]}"})
+                else:
+                    rows.append({"result": path, "kind": "table", "ok": rows_in_table >= 1,
+                                 "detail": f"{rows_in_table - 1} row(s) rendered"})
             else:
                 rows.append({"result": path, "kind": mime, "ok": True, "detail": "offered as a download"})
     finally:

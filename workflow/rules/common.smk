@@ -197,6 +197,20 @@ def benchmark_rule_order():
     return order
 
 
-def all_outputs():
+EXPLORER = {"enabled": True, "thumbnail_px": 96, "thumbnail_budget_mb": 300, "thumbnail_quality": 80, "max_listed": 200}
+EXPLORER.update(config.get("explorer") or {})  # a deployed project's older config may not have the section
+
+
+def explorer_targets():
+    return expand("results/explorer/{dataset}", dataset=config["datasets"])
+
+
+def analysis_outputs():
+    """Every output of the default target but the runtime table (which reads their benchmark files)."""
     extra = bias_targets() if config["protocols"].get("bias") else []
-    return table_targets() + umap_targets() + protocol_targets() + extra + ["results/tables/runtimes.tsv"]
+    extra += explorer_targets() if EXPLORER["enabled"] else []
+    return table_targets() + umap_targets() + protocol_targets() + extra
+
+
+def all_outputs():
+    return analysis_outputs() + ["results/tables/runtimes.tsv"]

@@ -139,7 +139,7 @@ rule zeroshot_table:
 
 rule runtimes:
     input:
-        table_targets() + umap_targets() + protocol_targets(),
+        analysis_outputs(),
     output:
         table="results/tables/runtimes.tsv",
         html=report(

@@ -1,5 +1,6 @@
-"""medprobe deployed the ways Snakemake users deploy it: as a module (a local path, or gitfile() from a git clone, with
-and without `prefix:`), as a wheel, and with every download pinned.
+"""medprobe deployed the ways Snakemake users deploy it: as a module (a local path or gitfile() from a git clone, with
+and without `prefix:`, and github() as snakedeploy writes it, read from Snakemake's git cache), as a wheel, and with
+every download pinned.
 
 The module runs use the deploying project's own Snakefile and config/config.yaml, as `snakedeploy deploy-workflow`
 writes them, in a folder outside the checkout; their paper table must equal a cloned run's on the same config.
@@ -66,9 +67,9 @@ def full_config(tmp_path: Path) -> dict:
     return config
 
 
-def snakemake(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(*args: str, cwd: Path, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout)
+                            timeout=timeout, env={**os.environ, **(env or {})})
     assert result.returncode == 0, f"snakemake {' '.join(args)} in {cwd} failed:\n{result.stdout[-5000:]}\n" \
                                    f"{result.stderr[-5000:]}"
     return result
@@ -107,10 +108,18 @@ def deployments(tmp_path_factory):
               cwd=cloned)
     runs["cloned"] = (cloned, cloned)
 
+    # github(): what snakedeploy writes. Offline, Snakemake finds the repository already in its git cache (a bare
+    # clone of the local one, where Snakemake would have cloned github.com/medprobe-test/medprobe) and reads the tag
+    # from there, as it does after its first clone.
+    cache = base / "xdg-cache"
+    bare = (cache / "snakemake" / "snakemake" / "source-cache" / "snakemake-git-cache" / "github.com" / "medprobe-test"
+            / "medprobe")
+    subprocess.run(["git", "clone", "-q", "--bare", str(clone), str(bare)], check=True, capture_output=True)
     sources = {"local": repr(str(REPO / "workflow" / "Snakefile")),
-               "gitfile": f'gitfile({str(clone)!r}, path="workflow/Snakefile", tag="v-test")'}
+               "gitfile": f'gitfile({str(clone)!r}, path="workflow/Snakefile", tag="v-test")',
+               "github": 'github("medprobe-test/medprobe", path="workflow/Snakefile", tag="v-test")'}
     for kind, snakefile in sources.items():
-        for prefix in ("", "run1"):
+        for prefix in ("", "run1") if kind != "github" else ("",):
             # as snakedeploy leaves it: config/ (registries included) and profiles/ copied, workflow/Snakefile written
             work = base / f"{kind}{'-' + prefix if prefix else ''}"
             shutil.copytree(REPO / "config", work / "config")
@@ -120,7 +129,7 @@ def deployments(tmp_path_factory):
             (work / "workflow" / "Snakefile").write_text(MODULE_SNAKEFILE.format(
                 snakefile=snakefile, prefix=f'    prefix:\n        "{prefix}"\n' if prefix else "",
                 rename=" as medprobe_*" if prefix else ""))
-            snakemake("--cores", "2", cwd=work)
+            snakemake("--cores", "2", cwd=work, env={"XDG_CACHE_HOME": str(cache)})
             runs[f"{kind}{' prefix' if prefix else ''}"] = (work, work / prefix if prefix else work)
     return runs
 
@@ -150,26 +159,26 @@ def test_module_deployments_reproduce_the_cloned_run(deployments):
 
 
 @pytest.mark.integration
-def test_a_git_module_runs_its_own_library_copy(deployments):
-    """A gitfile() module brings no src/: the workflow copies its library out of the source cache once, and the jobs
-    import that copy (its embeddings record the module's version; the copy's files equal the checkout's)."""
+@pytest.mark.parametrize("kind", ["gitfile", "github"])
+def test_a_git_module_runs_its_own_library_copy(deployments, kind):
+    """A gitfile() or github() module brings no src/: the workflow copies its library out of the source cache once,
+    and the jobs import that copy (its embeddings record the module's version; the copy's files equal the checkout's)."""
     import h5py
 
     import medprobe
 
-    work, results = deployments["gitfile"]
+    work, results = deployments[kind]
     copies = list((work / ".snakemake" / "medprobe").iterdir())
     assert len(copies) == 1 and copies[0].name.startswith(f"{medprobe.__version__}-"), copies
     listed = [line for line in (REPO / "workflow" / "module-files.txt").read_text().splitlines()
               if line and not line.startswith("#")]
-    for name in listed:  # Snakemake reads a gitfile() through GitPython's `git show`, which drops the final newline
+    for name in listed:  # Snakemake reads a git file through GitPython's `git show`, which drops the final newline
         assert (copies[0] / name).read_bytes().rstrip(b"\n") == (REPO / name).read_bytes().rstrip(b"\n"), name
     assert not [p for p in copies[0].parent.iterdir() if p.name.startswith(".partial-")]  # no half-written copy
     with h5py.File(results / "results/embeddings/tiny/pixels.h5", "r") as handle:
         assert handle.attrs["medprobe_version"] == medprobe.__version__
-    # a rerun finds everything up to date: the copy's path (a param of no rule, but the scripts' import path) and
-    # the published table's path (a param) are stable
-    rerun = snakemake("--cores", "2", "-n", cwd=work)
+    # a rerun finds everything up to date: the copy's path and the published table's path (a param) are stable
+    rerun = snakemake("--cores", "2", "-n", cwd=work, env={"XDG_CACHE_HOME": str(work.parent / "xdg-cache")})
     assert "Nothing to be done" in rerun.stdout + rerun.stderr, rerun.stdout[-3000:]
 
 

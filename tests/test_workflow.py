@@ -42,13 +42,15 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
                       "umap_sweep": 128, "umap_figure": 128, "umap_summary": 8, "paper_table": 1, "fewshot": 128,
                       "fewshot_table": 1, "zeroshot": 56, "zeroshot_table": 1, "paired_tests": 8, "runtimes": 1,
                       "embed_overlay": 128, "bias_audit": 128, "umap_figure_by": 128, "bias_table": 1,
-                      "bias_figure": 8, "ocr": 8, "typographic_attack": 56, "all": 1}
+                      "bias_figure": 8, "ocr": 8, "typographic_attack": 56, "thumbnails": 8, "explorer_page": 8,
+                      "all": 1}
 
 
 def test_demo_config_plans_its_dag(repo, tmp_path):
     counts = job_counts(run_snakemake("-n", cwd=tmp_path).stdout)
     assert counts["embed"] == 4 and counts["manifest"] == 2 and counts["umap_figure"] == 4
     assert counts["embed_overlay"] == 4 and counts["bias_audit"] == 4 and counts["bias_figure"] == 2
+    assert counts["thumbnails"] == 2 and counts["explorer_page"] == 2  # once per dataset, not per model
 
 
 def test_unknown_model_stops_before_any_job(repo, tmp_path):

@@ -31,15 +31,25 @@ SNAKEFILE = textwrap.dedent('''
     DATASETS = {datasets}
     MODELS = [f"model_{{i:02d}}" for i in range(16)]
 
+
     rule all:
-        input: expand("results/figures/umap/{{dataset}}/{{model}}.png", dataset=DATASETS, model=MODELS)
+        input:
+            expand("results/figures/umap/{{dataset}}/{{model}}.png", dataset=DATASETS, model=MODELS),
+
 
     rule grid:
-        input: "grids/{{dataset}}.png"
-        output: report("results/figures/umap/{{dataset}}/{{model}}.png", category="UMAP layouts",
-                       subcategory="{{dataset}}", labels={{"dataset": "{{dataset}}", "model": "{{model}}"}})
+        input:
+            "grids/{{dataset}}.png",
+        output:
+            report(
+                "results/figures/umap/{{dataset}}/{{model}}.png",
+                category="UMAP layouts",
+                subcategory="{{dataset}}",
+                labels={{"dataset": "{{dataset}}", "model": "{{model}}"}},
+            ),
         localrule: True
-        shell: "cp {{input}} {{output}}"
+        shell:
+            "cp {{input}} {{output}}"
 ''')
 
 

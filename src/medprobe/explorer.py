@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -91,26 +90,17 @@ def make_thumbnails(manifest_path: str | Path, out_dir: str | Path, out_tsv: str
     side = thumbnail_size(manifest, px, budget_mb, quality)
     if side < px:
         log.info("thumbnails at %d px instead of %d: %d images must fit %.0f MB", side, px, len(manifest), budget_mb)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     rows = []
-    try:
-        with ThreadPoolExecutor(max(1, threads)) as pool:
-            for row, (data, status) in enumerate(pool.map(lambda p: _thumbnail(p, side, quality), manifest["path"])):
-                name = ""
-                if data is not None:
-                    name = f"{row:06d}.jpg"
-                    (staging / name).write_bytes(data)
-                else:
-                    log.warning("%s: %s", manifest["sample_id"].iloc[row], status)
-                rows.append({"row": row, "sample_id": manifest["sample_id"].iloc[row], "thumbnail": name,
-                             "bytes": len(data) if data else 0, "status": status})
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with files.atomic_directory(out_dir) as staging, ThreadPoolExecutor(max(1, threads)) as pool:
+        for row, (data, status) in enumerate(pool.map(lambda p: _thumbnail(p, side, quality), manifest["path"])):
+            name = ""
+            if data is not None:
+                name = f"{row:06d}.jpg"
+                (staging / name).write_bytes(data)
+            else:
+                log.warning("%s: %s", manifest["sample_id"].iloc[row], status)
+            rows.append({"row": row, "sample_id": manifest["sample_id"].iloc[row], "thumbnail": name,
+                         "bytes": len(data) if data else 0, "status": status})
     table = pd.DataFrame(rows, columns=["row", "sample_id", "thumbnail", "bytes", "status"])
     files.write_tsv(out_tsv, table)
     log.info("%d thumbnails (%d px, %.1f MB), %d unreadable", int((table["thumbnail"] != "").sum()), side,
@@ -397,9 +387,7 @@ def build_explorer(dataset_id: str, manifest_path: str | Path, split_path: str |
         attributes[name] = categorical(values, name)
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
-    try:
+    with files.atomic_directory(out_dir) as staging:
         (staging / "thumbs").mkdir()
         (staging / "layouts").mkdir()
         thumb_paths = []
@@ -482,11 +470,6 @@ def build_explorer(dataset_id: str, manifest_path: str | Path, split_path: str |
         document.js_on_event("document_ready", setup)
         html = file_html(document, INLINE, title=f"medprobe explorer: {dataset_name or dataset_id}")
         (staging / "index.html").write_text(html, encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     log.info("%s: %d models x %d layouts, %d images; %.1f MB on disk", out_dir / "index.html", len(models),
              len(settings[0]) * len(settings[1]), n, size / 2 ** 20)

@@ -95,6 +95,9 @@ def tiny_config(tmp_path, repo, models=("pixels", "clip_vit_b16_random")):
             "classes": ["glioma_tumor", "no_tumor", "pituitary_tumor"],
             "expected": {"n": 30, "counts": {"glioma_tumor": 10, "no_tumor": 10, "pituitary_tumor": 10}}}},
         "umap": {"n_neighbors": [3, 50], "min_dist": [0.1, 0.5], "metric": "cosine", "seed": 42, "threads": 1},
+        # the DLILP study's protocol on a dataset without fixed test partition: 20 % of each class per fold
+        "protocols": {"transfer": True},
+        "transfer": {"shots": [1, 4], "table_shots": 4, "folds": 3},
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -2,6 +2,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 
@@ -162,3 +163,40 @@ def test_embed_makes_no_network_access(manifest, tmp_path, repo, monkeypatch):
     emb = read_embeddings(out)
     assert emb.features.shape == (12, 2048)
     assert emb.attrs["weights"]["files"]["checkpoint"]["sha256"] and emb.attrs["weights"]["tower_sha256"]
+
+
+def test_overlays_reach_a_file_level_loader_through_its_own_pixels(tmp_path):
+    """The DLILP study's loader reads files itself; an overlay probe draws on the pixels it reads (a DICOM after the
+    authors' min-max and inversion), then feeds the drawing back through it as a lossless PNG."""
+    from functools import partial
+
+    from PIL import ImageDraw
+    from test_imageio import write_dicom
+
+    from medprobe.embed import ManifestImages
+    from medprobe.models.cxr_preprocess import load_dlilp
+
+    values = np.linspace(100, 3000, 40 * 56).reshape(40, 56).astype(np.uint16)
+    path = write_dicom(tmp_path / "x.dcm", values)
+    load = partial(lambda content, name, invert: load_dlilp(content, name, size=32, norm=True, invert=invert))
+
+    def untouched(row, image):
+        return image
+
+    def marked(row, image):
+        image = image.copy()
+        ImageDraw.Draw(image).rectangle((0, 0, 20, 20), fill=(255, 255, 255))
+        return image
+
+    for invert in (False, True):
+        plain = ManifestImages([str(path)], None, load=load, invert=invert)[0][1]
+        same = ManifestImages([str(path)], None, load=load, invert=invert, picture=untouched)[0][1]
+        drawn = ManifestImages([str(path)], None, load=load, invert=invert, picture=marked)[0][1]
+        assert plain.shape == same.shape == drawn.shape == (3, 32, 32)
+        assert (same - plain).abs().max() <= 1.0 / 255 * 2  # 8-bit rounding of the drawn-on copy only
+        assert (drawn[:, :5, :5] - 1.0).abs().max() < 1e-6  # the white square, normalised to 1
+        assert (drawn[:, 20:, 20:] - same[:, 20:, 20:]).abs().max() < 1e-6
+    upright = ManifestImages([str(path)], None, load=load, invert=False)[0][1]
+    inverted = ManifestImages([str(path)], None, load=load, invert=True)[0][1]
+    image = slice(0, int(40 / (56 / 32)))  # rows above the zero padding
+    assert torch.allclose(upright[:, image] + inverted[:, image], torch.zeros(3, 22, 32), atol=1e-6)  # 255 - x

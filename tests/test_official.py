@@ -371,6 +371,36 @@ def pixels(world: World, model_id: str):
     assert_same(oracle(world, model_id, "pixels", {}), medprobe(world, model_id, model_id)[0], model_id)
 
 
+def cxr_resnet(world: World, model_id: str):
+    """The DLILP study's ResNet-50 releases: the checkpoint written in its official layout from a module tree named as
+    the official source (tests/test_cxr_models.py names repository, commit and file per layout), loaded strictly by
+    medprobe, features equal to the tree's pooled feature on images preprocessed by the study's loader. (Not yet: the
+    medclip / hi-ml-multimodal PyPI packages in an isolated environment, and the workflow's fetch_weights path.)"""
+    import test_cxr_models as cxr
+
+    layout = REGISTRY[model_id]["arch_config"]["layout"]
+    layout = "unimodal" if model_id.startswith("unimodal") else layout
+    folder = world.root / "cxr" / model_id
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {"png": folder / "gray.png", "dicom": cxr.write_dicom(folder / "cxr.dcm")}
+    Image.open(DEMO / IMAGES[3][0]).convert("L").save(images["png"])
+    check_cxr(cxr, layout, model_id, images, folder)
+
+
+def check_cxr(cxr, layout, model_id, images, folder):
+    from medprobe.models import build_encoder
+
+    import torch
+
+    official, path = cxr.release(layout, folder)
+    encoder = build_encoder(model_id, REGISTRY[model_id], {"checkpoint": path})
+    batch = torch.stack([encoder.extra["load"](p.read_bytes(), str(p), False) for p in images.values()])
+    with torch.inference_mode():
+        ours, theirs = encoder.encode(batch), official.pooled(batch)
+    assert ours.shape == (2, REGISTRY[model_id]["dim"])
+    assert float((ours - theirs).abs().max()) <= TOLERANCE and float(theirs.abs().max()) > 1e-3
+
+
 CASES = {
     "pixels": pixels, "resnet50_random": random_timm, "clip_vit_b16_random": random_open_clip,
     "biomedclip": biomedclip, "llava_med": llava, "llava_med_pp": llava, "cxr_clip": cxr_clip, "conch": conch,
@@ -378,6 +408,8 @@ CASES = {
     "openclip_vit_bigg14": open_clip_tag, "eva02_l14_336": open_clip_tag, "llava": llava,
     "llm2clip_l14_336": llm2clip, "vgg16": torchvision_model, "resnet50": torchvision_model,
     "vit_l_16": torchvision_model,
+    **{m: cxr_resnet for m in ("medklip", "ked", "biovil", "gloria", "medclip_r50", "cxr_clip_r50", "unimodal_m",
+                               "dlilp_m", "unimodal_c", "unimodal_mc", "dlilp_mc", "unimodal_mcp", "dlilp_mcp")},
 }
 
 

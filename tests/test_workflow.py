@@ -108,6 +108,17 @@ def test_tiny_run_end_to_end(tiny_run, tmp_path):
     assert 0 < paired.p_value.iloc[0] <= 1
     fewshot = pd.read_csv(work / "results/tables/fewshot.tsv", sep="\t")
     assert set(fewshot.shots) == {1, 2, 4, 8}  # 8 training images per class: 16 shots are skipped
+    by_k = pd.read_csv(work / "results/tables/fewshot_shots.tsv", sep="\t")  # models x K, one row per model
+    assert by_k.columns.tolist() == ["dataset", "model", "1-shot", "2-shot", "4-shot", "8-shot"]
+    assert len(by_k) == 2 and by_k["8-shot"].str.contains(" ± ").all()
+    assert (work / "results/figures/fewshot_shots.png").read_bytes()[:4] == b"\x89PNG"
+    transfer = pd.read_csv(work / "results/transfer/tiny/pixels.tsv", sep="\t")
+    aca = transfer[transfer.metric == "aca"]
+    assert sorted(aca.fold.unique()) == [0, 1, 2] and set(aca.shots) == {1, 4}
+    assert (aca.n_test == 3 * 2).all()  # int(20 % of 10) test images per class and fold
+    table4 = pd.read_csv(work / "results/tables/table4.tsv", sep="\t")
+    assert table4.columns.tolist() == ["model", "pretraining_data", "Tiny", "Avg."]
+    assert (work / "results/figures/transfer_shots.png").read_bytes()[:4] == b"\x89PNG"
     zeroshot = pd.read_csv(work / "results/zeroshot/tiny/clip_vit_b16_random.tsv", sep="\t")
     assert set(zeroshot.prompt_set) == {"names"} and zeroshot.value.between(0, 1).all()
 

@@ -41,8 +41,11 @@ class ManifestImages(Dataset):
     `changed` (the job stops: the manifest no longer describes the data); one that fails later becomes a NaN row."""
 
     def __init__(self, paths: Sequence[str], transform, start: int = 0, draft: int | None = None,
-                 sha256: Sequence[str] | None = None, picture=None):
+                 sha256: Sequence[str] | None = None, picture=None, load=None, invert: bool = False):
         self.paths = list(paths)
+        self.load = load  # (bytes, path, invert) -> tensor: a file-level loader replaces decoding + transform
+        # (with overlays: the loader's own pixels, drawn on, then through the loader again as a lossless PNG)
+        self.invert = invert
         self.picture = picture  # (row, RGB image) -> RGB image, applied before the transform (the overlays)
         self.sha256 = list(sha256) if sha256 is not None else None
         self.transform = transform
@@ -63,6 +66,13 @@ class ManifestImages(Dataset):
         if self.sha256 is not None and digest != self.sha256[row]:
             return row, None, f"its sha256 is now {digest[:12]}..., the manifest has {self.sha256[row][:12]}...", True
         try:
+            if self.load is not None and self.picture is None:
+                return row, self.load(content, self.paths[row], self.invert), None, False
+            if self.load is not None:  # an overlay on a file-level loader's input: drawn on the pixels it reads
+                from medprobe.models.cxr_preprocess import overlay_input, study_picture
+
+                drawn = self.picture(row, study_picture(content, self.paths[row], self.invert))
+                return row, self.load(*overlay_input(drawn), False), None, False
             image = rgb_from_source(content, draft=self.draft)
             if self.picture is not None:
                 image = self.picture(row, image)
@@ -148,7 +158,7 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
                        jpeg_draft: bool = False, channels_last: bool = False, progress_file=None,
                        rebuild_hint: str = "Rebuild the manifest, then extract again.", picture=None,
                        extra_attrs: Mapping[str, Any] | None = None,
-                       columns: Mapping[str, Sequence[str]] | None = None) -> Path:
+                       columns: Mapping[str, Sequence[str]] | None = None, invert: bool = False) -> Path:
     dev = resolve_device(device)
     autocast = use_amp(amp, dev, encoder)
     dtype = "bfloat16-autocast" if autocast else "float32"
@@ -166,6 +176,10 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
         "jpeg_draft": (draft_size(encoder.preprocessing) or 0) if jpeg_draft else 0,
         "channels_last": bool(encoder.channels_last),
     }
+    load = encoder.extra.get("load")
+    if load is not None:  # the loader decodes as its authors did (JPEG draft included): medprobe's draft is off
+        attrs["jpeg_draft"] = 0
+        attrs["preprocessing"] = {**encoder.preprocessing, "invert": bool(invert)}
     attrs["extraction_mode"] = extraction_mode(dtype, attrs["jpeg_draft"], attrs["channels_last"])
     attrs.update(extra_attrs or {})
     writer = EmbeddingWriter(out_path, labels=manifest["label"].to_numpy(), sample_id=manifest["sample_id"],
@@ -175,7 +189,7 @@ def extract_embeddings(manifest: pd.DataFrame, encoder: Encoder, out_path: str |
         images = ManifestImages(manifest["path"].tolist(), encoder.transform, start=writer.rows_done,
                                 draft=attrs["jpeg_draft"] or None,
                                 sha256=manifest["sha256"].tolist() if "sha256" in manifest else None,
-                                picture=picture)
+                                picture=picture, load=load, invert=invert)
         loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             collate_fn=collate, pin_memory=dev.type == "cuda",
                             persistent_workers=False)
@@ -235,10 +249,11 @@ def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_
                   out_path: str | Path, *, weights_json: str | Path | None = None,
                   class_names: Sequence[str] | None = None, device: str = "auto", threads: int = 1,
                   max_failed: int = 0, amp: str = "off", jpeg_draft: bool = False, channels_last: bool = False,
-                  progress_file=None) -> Path:
+                  progress_file=None, invert: bool = False) -> Path:
     """The `embed` rule: build the encoder from its registry entry and fetched weights, extract every image.
     Defaults are the official pipeline (full decoding, fp32, NCHW); amp, jpeg_draft and channels_last are opt-in
-    speed-ups that change the features slightly (benchmarks/fast_vs_exact.py measures by how much)."""
+    speed-ups that change the features slightly (benchmarks/fast_vs_exact.py measures by how much). `invert`: the
+    dataset's DICOMs are inverted (its registry entry's `dicom: {invert: true}`), for file-level loaders."""
     from medprobe.weights import read_record, record_paths
 
     manifest = read_manifest(manifest_path)
@@ -261,4 +276,4 @@ def embed_dataset(dataset_id: str, model_id: str, model_spec: Mapping, manifest_
                               manifest_sha256=file_sha256(manifest_path), rebuild_hint=rebuild,
                               batch_size=int(model_spec.get("batch_size", 32)), num_workers=num_workers,
                               device=device, max_failed=max_failed, amp=amp, jpeg_draft=jpeg_draft,
-                              channels_last=channels_last, progress_file=progress_file)
+                              channels_last=channels_last, progress_file=progress_file, invert=invert)

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["sample_id", "path", "label", "label_name", "group", "sha256", "width", "height", "mode"]
 ISSUE_COLUMNS = ["path", "kind", "detail"]
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".dcm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".dcm", ".dicom"}
 MANIFEST_DTYPES = {"sample_id": str, "path": str, "label": "int64", "label_name": str, "group": str,
                    "sha256": str, "width": "int64", "height": "int64", "mode": str}
 
@@ -82,10 +82,12 @@ def input_fingerprint(root: str | Path) -> str:
 
 
 def inspect_file(path: str | Path) -> FileFacts:
-    """Hash the bytes and decode the whole image once; raises on anything Pillow cannot fully decode.
+    """Hash the bytes and decode the whole image once; raises on anything Pillow (or pydicom) cannot fully decode.
     An image inside a NumPy archive is hashed over its array bytes (shape and dtype included)."""
     digest, content = read_source(path)
     image = Image.fromarray(content) if NPZ_MEMBER in str(path) else decode(content)
+    if image.format == "DICOM":  # mode column: "DICOM MONOCHROME2", the format and how its gray runs
+        return FileFacts(digest, image.width, image.height, f"DICOM {image.info['photometric']}")
     return FileFacts(digest, image.width, image.height, image.mode)
 
 

@@ -153,6 +153,8 @@ def zeroshot_models():
 
 
 def table_targets():
+    if not config["protocols"].get("paper_probe", True):
+        return []
     names = [
         "paper_table.tsv",
         "paper_table.md",
@@ -169,10 +171,27 @@ def protocol_targets():
     if config["protocols"]["paired_tests"]:
         targets += expand("results/tables/paired/{dataset}.tsv", dataset=config["datasets"])
     if config["protocols"]["fewshot"]:
-        targets += ["results/tables/fewshot.tsv", "results/tables/fewshot.md"]
+        targets += ["results/tables/fewshot.tsv", "results/tables/fewshot.md", "results/tables/fewshot_shots.md"]
+        targets += ["results/figures/fewshot_shots.png"]
+    if config["protocols"].get("transfer"):
+        targets += transfer_table_targets()
     if config["protocols"]["zeroshot"] and zeroshot_models():
         targets += ["results/tables/zeroshot.tsv", "results/tables/zeroshot.md"]
     return targets
+
+
+TRANSFER = {"shots": [16], "table_shots": 16, "folds": 5, "shots_test_pool": "20%", "shots_val": "0%", "balance": True}
+TRANSFER.update({"C": 0.316, "max_iter": 1000, "published": "resources/dlilp/published_table4.tsv"})
+TRANSFER.update(config.get("transfer") or {})  # a deployed project's older config may not have the section
+
+
+def transfer_targets():
+    return expand("results/transfer/{dataset}/{model}.tsv", dataset=config["datasets"], model=config["models"])
+
+
+def transfer_table_targets():
+    names = ["table4.tsv", "table4.md", "table4.tex", "table4_vs_published.md", "transfer_shots.md"]
+    return expand("results/tables/{name}", name=names) + ["results/figures/transfer_shots.png"]
 
 
 def ocr_input(wildcards):

@@ -22,6 +22,8 @@ rule embed:
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         classes=lambda wildcards: DATASETS[wildcards.dataset].get("classes"),
+        # DICOMs stored inverted (VinDr): read by file-level loaders such as the DLILP study's
+        invert=lambda wildcards: bool(DATASETS[wildcards.dataset].get("dicom", {}).get("invert", False)),
         device=config["embed"]["device"],
         max_failed=config["embed"]["max_failed"],
         amp=config["embed"]["amp"],

@@ -89,6 +89,20 @@ rule fewshot_table:
             category="Tables",
             labels={"table": "few-shot"},
         ),
+        shots_table="results/tables/fewshot_shots.tsv",
+        shots_markdown="results/tables/fewshot_shots.md",
+        shots_html=report(
+            "results/tables/fewshot_shots.html",
+            caption="../report/fewshot_table.rst",
+            category="Tables",
+            labels={"table": "few-shot by K"},
+        ),
+        shots_figure=report(
+            "results/figures/fewshot_shots.png",
+            caption="../report/fewshot_table.rst",
+            category="Few-shot",
+            labels={"figure": "few-shot: accuracy against K"},
+        ),
     log:
         "logs/fewshot_table/all.log",
     benchmark:

@@ -28,4 +28,5 @@ with logged(snakemake.log[0]) as log_stream:
         jpeg_draft=snakemake.params.jpeg_draft,
         channels_last=snakemake.params.channels_last,
         progress_file=log_stream,
+        invert=snakemake.params.invert,
     )

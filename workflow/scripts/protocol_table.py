@@ -19,3 +19,9 @@ with logged(snakemake.log[0]):
                         out_tsv=snakemake.output.table, out_md=snakemake.output.markdown,
                         title=TITLE)
     tsv_to_html(snakemake.output.table, snakemake.output.html, TITLE)
+    if FEWSHOT:  # the same results at a glance: models x K, and the metric against K
+        from medprobe.shots import write_shot_views  # noqa: E402
+
+        write_shot_views(snakemake.output.table, models=snakemake.params.models, datasets=snakemake.params.datasets,
+                         out_tsv=snakemake.output.shots_table, out_md=snakemake.output.shots_markdown,
+                         out_html=snakemake.output.shots_html, out_png=snakemake.output.shots_figure)

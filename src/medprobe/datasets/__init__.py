@@ -21,6 +21,14 @@ ADAPTERS: dict[str, str] = {
     "deepdrid": "medprobe.datasets.deepdrid",
     "isic2019": "medprobe.datasets.isic2019",
     "hicervix": "medprobe.datasets.hicervix",
+    # the DLILP study's chest X-ray releases: one module, which picks the release by the entry's adapter
+    "chexpert_5x200": "medprobe.datasets.cxr",
+    "mimic_5x200": "medprobe.datasets.cxr",
+    "siim_pneumothorax": "medprobe.datasets.cxr",
+    "rsna_pneumonia": "medprobe.datasets.cxr",
+    "nih_lt": "medprobe.datasets.cxr",
+    "vindr_pcxr": "medprobe.datasets.cxr",
+    "covid_radiography": "medprobe.datasets.cxr",
 }
 
 
@@ -31,7 +39,7 @@ def list_samples(adapter: str, root: Path, classes: Sequence[str] | None = None,
         raise DatasetError(f"dataset '{dataset_id}': unknown adapter '{adapter}' "
                            f"(available: {', '.join(sorted(ADAPTERS))})")
     module = importlib.import_module(ADAPTERS[adapter])
-    return module.list_samples(Path(root), classes=classes, exclude=exclude, spec=spec or {})
+    return module.list_samples(Path(root), classes=classes, exclude=exclude, spec={**(spec or {}), "adapter": adapter})
 
 
 __all__ = ["ADAPTERS", "Listing", "list_samples"]

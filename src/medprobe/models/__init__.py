@@ -24,6 +24,7 @@ LOADERS: dict[str, str] = {
     "conch": "medprobe.models.conch",
     "cxr_clip": "medprobe.models.cxr_clip",
     "flair": "medprobe.models.flair",
+    "cxr_resnet": "medprobe.models.cxr_resnet",
 }
 
 

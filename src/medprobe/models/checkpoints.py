@@ -134,3 +134,33 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str)
     if missing or unexpected:
         raise EncoderError(f"{what}: checkpoint does not match the architecture: "
                            f"{len(missing)} missing key(s) {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}")
+
+
+def read_state_dict_entry(path: Path, entry: str | None, *, foreign_objects: bool = False) -> dict[str, torch.Tensor]:
+    """Tensors of `checkpoint[entry]` (a release that keeps several state dicts side by side, e.g. KAD's
+    {"model", "image_encoder", "text_encoder", ...}); `entry=None`: the file is the state dict itself. Unlike
+    read_state_dict, no wrapper is guessed: a missing entry is an error naming the file and the keys it has."""
+    path = Path(path)
+    if checkpoint_format(path) == SAFETENSORS:
+        if entry is not None:
+            raise EncoderError(f"{path}: a safetensors file has no entry {entry!r}; is this the right checkpoint?")
+        return read_state_dict(path)
+    load = dict(map_location="cpu", weights_only=True, mmap=checkpoint_format(path) == TORCH_ZIP)
+    try:
+        state = torch.load(path, **load)
+    except pickle.UnpicklingError as err:
+        if not foreign_objects:
+            names = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path)[:5])
+            raise EncoderError(f"{path}: holds Python objects besides tensors ({names}), which medprobe does not "
+                               f"unpickle; is this the model's own checkpoint?") from err
+        with torch.serialization.safe_globals(_placeholders(path)):
+            state = torch.load(path, **load)
+    if entry is not None:
+        if not isinstance(state, Mapping) or not isinstance(state.get(entry), Mapping):
+            keys = sorted(state)[:10] if isinstance(state, Mapping) else type(state).__name__
+            raise EncoderError(f"{path}: expected the state dict under {entry!r}; the file has {keys}. Is this the "
+                               f"release the registry names?")
+        state = state[entry]
+    if not isinstance(state, Mapping):
+        raise EncoderError(f"{path}: not a checkpoint of tensors (found {type(state).__name__})")
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -1,0 +1,145 @@
+"""The DLILP study's tables from the `transfer` files: Table 4's layout (models x datasets, ACA x 100 at the study's
+K, mean ± std over folds, "Avg." = plain mean of the dataset means, as the paper computes it), the comparison with
+the published Table 4 (resources/dlilp/published_table4.tsv) with deltas, and the few-shot views of every K (a table
+pivoted to models x K, and the figure of ACA against K; medprobe.shots).
+
+results/tables/transfer_summary.tsv     tidy: dataset, model, shots, metric, mean, std, n (the authors' rounding)
+results/tables/table4.{tsv,md,tex,html} Table 4's layout
+results/tables/table4_vs_published.{tsv,md,html}
+results/tables/transfer_shots.{tsv,md,html} and results/figures/transfer_shots.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from medprobe import files
+from medprobe.report import html_table
+from medprobe.shots import pivot_by_shots, pivot_markdown, plot_shots
+from medprobe.transfer import summarize_folds
+
+SUMMARY_COLUMNS = ["dataset", "model", "shots", "metric", "mean", "std", "n", "test_set", "values"]
+VS_COLUMNS = ["model_id", "model", "pretraining_data", "dataset_id", "dataset", "ours_mean_pct", "ours_std_pct",
+              "published_pct", "delta_pp", "within_1_std"]
+
+
+def transfer_summary(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Mean and std (np.std, rounded to 4 decimals as the authors' average_folds_results) per cell."""
+    frames = [pd.read_csv(p, sep="\t", dtype={"shots": str}) for p in paths]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    rows = []
+    for (dataset, model, shots, metric), group in table.sort_values("fold").groupby(
+            ["dataset", "model", "shots", "metric"], sort=False):
+        mean, std = summarize_folds(group["value"])
+        rows.append(dict(dataset=dataset, model=model, shots=str(shots), metric=metric, mean=mean, std=std,
+                         n=len(group), test_set=group["test_set"].iloc[0],
+                         values=";".join(f"{v:.3f}" for v in group["value"])))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def table4(summary: pd.DataFrame, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping], *,
+           shots: str, metric: str = "aca") -> pd.DataFrame:
+    """One row per model (configuration order): model, pretraining data, per dataset "mean ± std" (x 100, two
+    decimals as published) and Avg. (mean of the row's dataset means, over the datasets it has)."""
+    part = summary[(summary["metric"] == metric) & (summary["shots"].astype(str) == str(shots))]
+    cells = part.set_index(["model", "dataset"])
+    rows = []
+    for model_id, spec in models.items():
+        row = {"model": spec["name"], "pretraining_data": spec.get("pretraining_data", "")}
+        means = []
+        for dataset_id, dspec in datasets.items():
+            if (model_id, dataset_id) in cells.index:
+                cell = cells.loc[(model_id, dataset_id)]
+                means.append(100 * float(cell["mean"]))
+                row[dspec["name"]] = f"{100 * float(cell['mean']):.2f} ± {100 * float(cell['std']):.2f}"
+            else:
+                row[dspec["name"]] = "–"
+        if not means:
+            continue
+        row["Avg."] = f"{np.mean(means):.2f}" + ("" if len(means) == len(datasets) else f" ({len(means)} datasets)")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "pretraining_data", *[d["name"] for d in datasets.values()], "Avg."])
+
+
+def vs_published(summary: pd.DataFrame, published: pd.DataFrame, models: Mapping[str, Mapping],
+                 datasets: Mapping[str, Mapping], *, shots: str, metric: str = "aca") -> pd.DataFrame:
+    """Each published cell whose model and dataset this run has: ours (mean, std x 100), published, ours - published,
+    and whether the published value lies within one of our fold std of our mean."""
+    part = summary[(summary["metric"] == metric) & (summary["shots"].astype(str) == str(shots))]
+    cells = part.set_index(["model", "dataset"])
+    rows = []
+    for cell in published.itertuples():
+        key = (cell.model_id, cell.dataset_id)
+        if cell.model_id not in models or cell.dataset_id not in datasets or key not in cells.index:
+            continue
+        mean, std = 100 * float(cells.loc[key, "mean"]), 100 * float(cells.loc[key, "std"])
+        rows.append(dict(model_id=cell.model_id, model=models[cell.model_id]["name"],
+                         pretraining_data=cell.pretraining_data, dataset_id=cell.dataset_id,
+                         dataset=datasets[cell.dataset_id]["name"], ours_mean_pct=round(mean, 2),
+                         ours_std_pct=round(std, 2), published_pct=float(cell.aca_pct),
+                         delta_pp=round(mean - float(cell.aca_pct), 2),
+                         within_1_std=bool(abs(mean - float(cell.aca_pct)) <= std)))
+    return pd.DataFrame(rows, columns=VS_COLUMNS)
+
+
+def markdown_table(frame: pd.DataFrame, title: str, notes: Sequence[str] = ()) -> str:
+    if frame.empty:
+        return f"{title}: nothing to report.\n"
+    lines = [title, "", "| " + " | ".join(map(str, frame.columns)) + " |",
+             "|" + "|".join("---" if i < 2 else ":-:" for i in range(len(frame.columns))) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
+
+
+def to_latex(frame: pd.DataFrame, notes: Sequence[str] = ()) -> str:
+    latex = frame.to_latex(index=False, escape=True, column_format="ll" + "c" * (frame.shape[1] - 2))
+    return "".join(f"% {n}\n" for n in notes) + latex.replace("±", "$\\pm$")
+
+
+def write_html(path: str | Path, frame: pd.DataFrame, title: str, note: str = "") -> None:
+    files.write_text(path, html_table(frame, title, note or None))
+
+
+def make_transfer_tables(paths: Sequence[str | Path], *, models: Mapping[str, Mapping],
+                         datasets: Mapping[str, Mapping], table_shots: str, published: str | Path | None,
+                         outputs: Mapping[str, str | Path], folds: int) -> pd.DataFrame:
+    """The `transfer_tables` rule: every output named in `outputs` (see the module docstring)."""
+    summary = transfer_summary(paths)
+    files.write_tsv(outputs["summary"], summary)
+    notes = [f"ACA (balanced accuracy) x 100 of the logistic-regression probe on {table_shots} shots per class, mean "
+             f"± std over {folds} folds (np.std; each fold rounded to 3 decimals, as the authors' metrics.py); Avg. = "
+             f"mean of the dataset means. Protocol of jusiro/DLILP@2c9d301 (medprobe.transfer)."]
+    table = table4(summary, models, datasets, shots=table_shots)
+    files.write_tsv(outputs["table"], table)
+    title = f"Table 4 layout: {table_shots}-shot linear probing (ACA x 100)"
+    files.write_text(outputs["markdown"], markdown_table(table, title, notes))
+    files.write_text(outputs["latex"], to_latex(table, notes))
+    write_html(outputs["html"], table, title, notes[0])
+
+    compared = vs_published(summary, pd.read_csv(published, sep="\t", dtype=str) if published else
+                            pd.DataFrame(columns=["model_id", "dataset_id", "pretraining_data", "aca_pct"]),
+                            models, datasets, shots=table_shots)
+    files.write_tsv(outputs["vs_published"], compared)
+    vs_title = "Reproduced vs published Table 4 (ACA x 100; delta = ours - published, percentage points)"
+    vs_notes = ["Published: the authors' IPMI 2025 slides (resources/dlilp/README.md); no std is published."]
+    if len(compared):
+        vs_notes.append(f"Mean |delta| {compared['delta_pp'].abs().mean():.2f} pp over {len(compared)} cells; "
+                        f"{int(compared['within_1_std'].sum())} within one fold std.")
+    files.write_text(outputs["vs_published_md"], markdown_table(compared, vs_title, vs_notes))
+    write_html(outputs["vs_published_html"], compared, vs_title, " ".join(vs_notes))
+
+    by_k = pivot_by_shots(summary.rename(columns={}), models, datasets, metric="aca", decimals=1)
+    files.write_tsv(outputs["shots_table"], by_k)
+    k_title = "ACA x 100 against the number of shots per class K (mean ± std over folds)"
+    files.write_text(outputs["shots_markdown"], pivot_markdown(by_k, k_title))
+    write_html(outputs["shots_html"], by_k, k_title)
+    plot_shots(summary, models, datasets, outputs["shots_figure"], metric="aca", ylabel="ACA (%)",
+               title="Linear probing (DLILP protocol): ACA against K")
+    return table

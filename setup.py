@@ -8,7 +8,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-WORKFLOW_FILES = ["config/*.yaml", "workflow/schemas/*.yaml", "resources/published_table.tsv",
+WORKFLOW_FILES = ["config/*.yaml", "workflow/schemas/*.yaml", "resources/published_table.tsv", "resources/dlilp/*",
                   "resources/published_table.README.md"]
 
 

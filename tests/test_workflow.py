@@ -46,6 +46,17 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
                       "all": 1}
 
 
+def test_dlilp_config_plans_the_whole_study(repo, tmp_path):
+    """The chest X-ray study: 13 encoders x 7 datasets, planned with no data and no weights present."""
+    result = run_snakemake("-n", "--configfile", str(repo / "config" / "dlilp.yaml"), cwd=tmp_path)
+    counts = job_counts(result.stdout)
+    assert counts["download"] == counts["manifest"] == counts["split"] == 7 and counts["fetch_weights"] == 13
+    assert counts["embed"] == counts["transfer"] == counts["probe"] == counts["umap_sweep"] == 13 * 7
+    assert counts["transfer_tables"] == 1 and counts["paired_tests"] == 7 and counts["explorer_page"] == 7
+    assert counts["bias_audit"] == counts["embed_overlay"] == 13 * 7
+    assert "paper_table" not in counts and "fewshot" not in counts  # the other study's table is off here
+
+
 def test_demo_config_plans_its_dag(repo, tmp_path):
     counts = job_counts(run_snakemake("-n", cwd=tmp_path).stdout)
     assert counts["embed"] == 4 and counts["manifest"] == 2 and counts["umap_figure"] == 4

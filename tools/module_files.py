@@ -13,7 +13,7 @@ HEADER = """\
 # Refresh: python tools/module_files.py > workflow/module-files.txt
 """
 PATTERNS = ["src/medprobe/*.py", "src/medprobe/**/*.py", "config/*.yaml", "workflow/schemas/*.yaml",
-            "resources/published_table.tsv", "resources/published_table.README.md"]
+            "resources/published_table.tsv", "resources/published_table.README.md", "resources/dlilp/*"]
 
 
 def module_files(root: Path) -> list[str]:

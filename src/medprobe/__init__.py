@@ -1,3 +1,3 @@
 """medprobe: how discriminative are the features of frozen image encoders on medical images?"""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -10,7 +10,8 @@ def test_models_tsv_lists_every_registry_entry(capsys, repo):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split("\t") == ["id", "name", "family", "dim", "feature_point", "gated", "cached", "weights"]
     rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
-    assert len(rows) == 19 and rows["uni"][5] == "yes" and rows["pixels"][3] == "1024"
+    assert len(rows) == 32 and rows["uni"][5] == "yes" and rows["pixels"][3] == "1024"
+    assert rows["medklip"][6] == "local_weights" and rows["medklip"][3] == "1024"  # a manual download
     assert rows["pixels"][6] == "n/a" and rows["uni"][6] in ("yes", "no")
     assert rows["llava"][4] == "projector_mean" and rows["llava"][7] == "hf_hub:liuhaotian/llava-v1.5-7b"
 

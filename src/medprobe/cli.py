@@ -44,6 +44,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             if weights["source"] == "random":
                 where += f" (seed {weights['seed']})"
             cached = "n/a" if weights["source"] in ("none", "random") else (
+                "local_weights" if weights["source"] == "local" else  # a manual download, named in the config
                 "yes" if is_cached(model_id, spec) else "no")
             rows.append([model_id, spec["name"], spec["family"], str(spec["dim"]), spec["feature_point"],
                          "yes" if spec["gated"] else "no", cached, where])

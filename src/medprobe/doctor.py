@@ -237,8 +237,9 @@ def model_weights_check(model_id: str, spec: Mapping[str, Any], *, local_path: P
         return Check("weights", model_id, OK, f"random initialisation (seed {spec['weights']['seed']}): "
                      "no weights needed")
     if local_path is None and source == "local":
+        steps = spec["weights"].get("note") or f"download it from {spec['weights'].get('id', 'its release')}"
         return Check("weights", model_id, FAIL, f"weights source 'local' but config key {key} is not set",
-                     f"set config key {key}: /path/to/checkpoint")
+                     steps if key in steps else f"{steps}; then set config key {key}: /path/to/checkpoint")
     if record is not None and record.is_file():
         try:
             read_record(record, model_id)

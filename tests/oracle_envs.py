@@ -1,6 +1,6 @@
 """Isolated Python environments for official code that needs other library versions than medprobe's own (the
 LLaVA authors' llava-torch with the transformers it was released with; transformers 4.26.1, with which CXR-CLIP's
-checkpoints were written).
+checkpoints were written; the chest X-ray packages medclip 0.0.3 and hi-ml-multimodal 0.2.2).
 
 Each environment is a virtual environment that the tests create themselves from PyPI, cached by its requirements
 under $MEDPROBE_ORACLE_ENVS (default ~/.cache/medprobe/oracle-envs) and never taken from anywhere else. Its own
@@ -29,8 +29,13 @@ DEPENDENCIES = {
     "llava": ["tokenizers==0.15.0", "einops==0.8.1"],  # transformers 4.36.2's tokenizers; s2wrapper's einops
     "transformers426": [],
     "conch": [],
+    # what importing medclip (its dataset module: nltk) and health_multimodal.image (its data.io: SimpleITK,
+    # scikit-image) needs beyond the host's torch, torchvision, timm, pandas, scikit-learn, pydicom
+    "cxr_vlm": ["nltk==3.10.4", "scikit-image==0.26.0", "SimpleITK==2.5.7"],
 }
-NO_DEPS = ("llava-torch", "scaling-on-scales", "conch-fork")
+# medclip and hi-ml-multimodal list torch and torchvision (unpinned) among their dependencies: pip would install
+# its own torch into the environment, ahead of the host's
+NO_DEPS = ("llava-torch", "scaling-on-scales", "conch-fork", "medclip", "hi-ml-multimodal")
 
 
 def requirements(name: str) -> tuple[list[str], list[str]]:

@@ -330,10 +330,3 @@ def test_missing_or_unexpected_key_is_an_error_naming_it(layout, tmp_path):
     save(broken, path, layout)
     with pytest.raises(EncoderError, match="surplus"):
         build_encoder(model_id, REGISTRY[model_id], {"checkpoint": path})
-
-
-def test_file_loader_refuses_overlays():
-    from medprobe.embed import ManifestImages
-
-    with pytest.raises(EncoderError, match="overlays"):
-        ManifestImages(["a.png"], None, picture=lambda row, image: image, load=lambda c, p, i: None)

@@ -12,7 +12,7 @@ Where the official code is not installable (FLAIR, CXR-CLIP's model wrapper, LLM
 tower glue), the oracle is the library calls that code makes, step by step, with the repository, commit and lines
 cited in oracle.py and in the registry's `official` entry. Official code that needs other library versions runs in
 isolated environments the tests build themselves from PyPI (tests/oracle_envs.py): llava-torch with transformers
-4.36.2, CONCH (conch-fork), transformers 4.26.1 for CXR-CLIP.
+4.36.2, CONCH (conch-fork), transformers 4.26.1 for CXR-CLIP, medclip 0.0.3 and hi-ml-multimodal 0.2.2 (BioViL).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from PIL import Image
 
 from conftest import DEMO, REPO
 from hub import LocalHub, hf_download, torch_hub_download
-from oracle_envs import oracle_python
+from oracle_envs import DEPENDENCIES, oracle_python
 
 from medprobe.registry import load_models
 
@@ -145,10 +146,11 @@ def oracle(world: World, name: str, kind: str, job: dict, python=sys.executable,
 
 
 def medprobe(world: World, name: str, model_id: str, spec: dict | None = None, *, local_weights=None,
-             images=IMAGES) -> tuple[dict, dict]:
+             images=IMAGES, folder: Path | None = None) -> tuple[dict, dict]:
     """medprobe's features for a user with the files already downloaded: fetch_weights runs against the live local
-    hub (HF_ENDPOINT set, not offline) and must not ask it anything; embed runs offline."""
-    folder = world.images(images, "images" if images is IMAGES else f"images-{len(images)}")
+    hub (HF_ENDPOINT set, not offline) and must not ask it anything; embed runs offline. `folder`: an image-folder
+    dataset of its own instead of the demo `images`."""
+    folder = folder or world.images(images, "images" if images is IMAGES else f"images-{len(images)}")
     out = world.root / "results" / f"{name}.medprobe.npz"
     job = {"model": model_id, "spec": spec or REGISTRY[model_id], "images": str(folder), "out": str(out),
            "weights_dir": str(world.weights_dir), "local_weights": str(local_weights) if local_weights else None}
@@ -374,8 +376,8 @@ def pixels(world: World, model_id: str):
 def cxr_resnet(world: World, model_id: str):
     """The DLILP study's ResNet-50 releases: the checkpoint written in its official layout from a module tree named as
     the official source (tests/test_cxr_models.py names repository, commit and file per layout), loaded strictly by
-    medprobe, features equal to the tree's pooled feature on images preprocessed by the study's loader. (Not yet: the
-    medclip / hi-ml-multimodal PyPI packages in an isolated environment, and the workflow's fetch_weights path.)"""
+    medprobe, features equal to the tree's pooled feature on images preprocessed by the study's loader. These releases
+    have no package on PyPI; MedCLIP's and BioViL's have (cxr_package)."""
     import test_cxr_models as cxr
 
     layout = REGISTRY[model_id]["arch_config"]["layout"]
@@ -385,6 +387,52 @@ def cxr_resnet(world: World, model_id: str):
     images = {"png": folder / "gray.png", "dicom": cxr.write_dicom(folder / "cxr.dcm")}
     Image.open(DEMO / IMAGES[3][0]).convert("L").save(images["png"])
     check_cxr(cxr, layout, model_id, images, folder)
+
+
+def cxr_images(world: World) -> Path:
+    """An image-folder dataset of what the study's loader reads differently: a grayscale PNG, a large RGB JPEG (draft
+    decoding to 'L' at a reduced scale) and a 16-bit DICOM (min-max to 0-255)."""
+    import test_cxr_models as cxr
+
+    folder = world.root / "cxr-images" / "all"
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        Image.open(DEMO / IMAGES[3][0]).convert("L").save(folder / "gray.png")
+        (folder / "portrait.jpg").write_bytes((DEMO / IMAGES[2][0]).read_bytes())
+        cxr.write_dicom(folder / "cxr.dcm")
+    return folder.parent
+
+
+CXR_PACKAGES = {"medclip_r50": "medclip", "biovil": "biovil"}  # registry id -> publish.py / oracle.py kind
+
+
+def cxr_package(world: World, model_id: str):
+    """MedCLIP and BioViL with their PyPI packages (medclip 0.0.3, hi-ml-multimodal 0.2.2) in the registry's isolated
+    environment: the package builds the model, random weights, and the test saves its state dict as the release file
+    (publish.py); medprobe loads that file as local_weights through fetch_weights and embed_dataset (its encoder's
+    file loader); the package loads it its own way and computes the pooled feature with its own forward (oracle.py)
+    on the tensors of the study's loader as its authors wrote it (test_cxr_models.authors), so `pixels` compares
+    medprobe's loader with the authors' and `features` the two models on the authors' tensors."""
+    import test_cxr_models as cxr
+
+    spec, kind = REGISTRY[model_id], CXR_PACKAGES[model_id]
+    python = oracle_python(spec["official"]["environment"])
+    release = publish(world, model_id, kind, {"seed": 21}, python)
+    (checkpoint,) = release["local"].values()
+    folder = cxr_images(world)
+    paths = sorted(str(p) for p in (folder / "all").iterdir())
+    size, norm = spec["preprocessing"]["size"], spec["preprocessing"]["norm"]
+    study = world.root / "results" / f"{model_id}.study-pixels.npz"
+    study.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(study, names=np.array([Path(p).name for p in paths]),
+             pixels=np.stack([cxr.authors(p, size, norm).float().numpy() for p in paths]))
+    out = world.root / "results" / f"{model_id}.official.npz"
+    job = {"checkpoint": checkpoint, "images": paths, "pixels": str(study), "out": str(out)}
+    run(python, "oracle.py", [kind, str(write_job(world, f"oracle-{model_id}", job))], env(world))
+    official = dict(np.load(out))
+    ours, record = medprobe(world, model_id, model_id, local_weights=checkpoint, folder=folder)
+    assert record["record"]["files"]["checkpoint"]["path"] == checkpoint
+    assert_same(official, ours, f"{model_id} ({Path(checkpoint).name} as local_weights)")
 
 
 def check_cxr(cxr, layout, model_id, images, folder):
@@ -408,8 +456,9 @@ CASES = {
     "openclip_vit_bigg14": open_clip_tag, "eva02_l14_336": open_clip_tag, "llava": llava,
     "llm2clip_l14_336": llm2clip, "vgg16": torchvision_model, "resnet50": torchvision_model,
     "vit_l_16": torchvision_model,
-    **{m: cxr_resnet for m in ("medklip", "ked", "biovil", "gloria", "medclip_r50", "cxr_clip_r50", "unimodal_m",
-                               "dlilp_m", "unimodal_c", "unimodal_mc", "dlilp_mc", "unimodal_mcp", "dlilp_mcp")},
+    **{m: cxr_resnet for m in ("medklip", "ked", "gloria", "cxr_clip_r50", "unimodal_m", "dlilp_m", "unimodal_c",
+                               "unimodal_mc", "dlilp_mc", "unimodal_mcp", "dlilp_mcp")},
+    **{m: cxr_package for m in CXR_PACKAGES},
 }
 
 
@@ -420,6 +469,13 @@ def test_every_registry_entry_has_an_official_check():
         assert official, f"{model_id}: the registry entry does not name its official implementation"
         if official["oracle"] == "source":
             assert official.get("sources"), f"{model_id}: a source-derived check must name its source"
+        for source in official.get("sources", []):
+            assert source.get("repository") and re.fullmatch(r"[0-9a-f]{40}", source.get("commit", "")) \
+                and source.get("files"), f"{model_id}: a source names its repository, commit and files: {source}"
+        if official.get("environment"):  # a registry name that no environment builds would be no oracle at all
+            assert official["environment"] in DEPENDENCIES, (
+                f"{model_id}: official.environment {official['environment']!r} is not built by tests/oracle_envs.py "
+                f"({', '.join(DEPENDENCIES)})")
 
 
 def forget(world: World, name: str) -> None:

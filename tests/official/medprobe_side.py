@@ -58,7 +58,11 @@ embed.embed_dataset("official", model_id, spec, manifest_path, h5, weights_json=
 stored = read_embeddings(h5)
 encoder = built["encoder"]
 paths = manifest.samples["path"].tolist()
-pixels = torch.stack([encoder.transform(load_rgb(p)) for p in paths])
+load = encoder.extra.get("load")  # a file-level loader (the chest X-ray releases) stands in for the PIL transform
+if load is not None:
+    pixels = torch.stack([load(Path(p).read_bytes(), p, False) for p in paths])
+else:
+    pixels = torch.stack([encoder.transform(load_rgb(p)) for p in paths])
 np.savez(out, names=np.array([Path(p).name for p in paths]), pixels=pixels.float().numpy(),
          features=stored.features)
 Path(str(out) + ".record.json").write_text(json.dumps({"record": record, "attrs": stored.attrs}, default=str))

@@ -257,9 +257,71 @@ def cxr_clip(job):
     return run(lambda x: projection(swin(pixel_values=x).last_hidden_state[:, 0]), preprocess, job["images"])
 
 
+# ---------------------------------------------------------------- the chest X-ray packages (medclip, hi-ml-multimodal)
+# The DLILP study (jusiro/DLILP@2c9d3011a04de994041ed05d15135d1e873c04b2) feeds every release its own loader
+# (cxrvlms/pretraining/data/transforms.py load_image + norm_image), not the package's: the job's `pixels` are that
+# loader's tensors (tests/test_cxr_models.py `authors`, a transcription), and the official model runs on them.
+
+
+def study_pixels(job):
+    stored = np.load(job["pixels"])
+    assert [Path(p).name for p in job["images"]] == list(stored["names"]), "pixels and images out of order"
+    return torch.from_numpy(stored["pixels"]).float()
+
+
+def medclip(job):
+    """medclip 0.0.3: MedCLIPVisionModel(medclip_checkpoint=folder), its own load_from_medclip (the vision_model.* keys
+    of folder/pytorch_model.bin, strict=False: checked here key by key); the feature is the input of its projection
+    model.fc (the pooled ResNet-50 feature) in MedCLIPVisionModel.forward. Its __init__ calls
+    torchvision resnet50(pretrained=True): a random stand-in ImageNet file in a TORCH_HOME of this process only."""
+    import os
+    import tempfile
+
+    import medclip as package
+    import torchvision
+    import transformers
+    from medclip import MedCLIPVisionModel, constants
+
+    assert (package.version, transformers.__version__) == ("0.0.3", "4.26.1"), package.version
+    checkpoint = Path(job["checkpoint"])
+    assert checkpoint.name == constants.WEIGHTS_NAME, checkpoint
+    home = Path(tempfile.mkdtemp(prefix="imagenet-standin-"))
+    name = Path(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url).name
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), home / "hub" / "checkpoints" / name)
+    os.environ["TORCH_HOME"] = str(home)
+    vision = MedCLIPVisionModel(medclip_checkpoint=str(checkpoint.parent)).eval()
+    release = torch.load(checkpoint, map_location="cpu")
+    for key, value in vision.state_dict().items():  # load_from_medclip is strict=False: nothing may stay ImageNet
+        assert torch.equal(value, release[f"vision_model.{key}"]), f"{key} not loaded from {checkpoint}"
+    seen = {}
+    vision.model.fc.register_forward_hook(lambda module, inputs, output: seen.update(pooled=inputs[0]))
+    x = study_pixels(job)
+    with torch.inference_mode():
+        vision(pixel_values=x)
+    return x, seen["pooled"]
+
+
+def biovil(job):
+    """hi-ml-multimodal 0.2.2: get_biovil_image_encoder() (ImageModel(RESNET50, JOINT_FEATURE_SIZE,
+    pretrained_model_path), torch.load + strict load_state_dict), its download replaced by the local file; the
+    feature is ImageModel.forward(x).img_embedding (ImageEncoder: adaptive average pool of ResNetHIML's layer4)."""
+    import health_multimodal
+    from health_multimodal.image.model import pretrained
+
+    assert health_multimodal.__version__ == "0.2.2", health_multimodal.__version__
+    checkpoint = Path(job["checkpoint"])
+    assert checkpoint.name == pretrained.BIOVIL_IMAGE_WEIGHTS_NAME, checkpoint
+    pretrained._download_biovil_image_model_weights = lambda: checkpoint
+    model = pretrained.get_biovil_image_encoder().eval()
+    x = study_pixels(job)
+    with torch.inference_mode():
+        return x, model(x).img_embedding
+
+
 KINDS = {f.__name__: f for f in (open_clip_tag, open_clip_random, open_clip_hub, timm_random, timm_hub,
                                  torchvision_weights, clip_vision_with_projection, flair, pixels, llava, conch,
-                                 cxr_clip)}
+                                 cxr_clip, medclip, biovil)}
 
 if __name__ == "__main__":
     kind, job_path = sys.argv[1], Path(sys.argv[2])

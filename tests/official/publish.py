@@ -287,8 +287,77 @@ def cxr_clip(job: dict, out: Path) -> dict:
     return {"local": {"swint_mcc.tar": out / "swint_mcc.tar"}, "plain": {"swint_mcc.tar": out / "swint_mcc.tar"}}
 
 
+# ---------------------------------------------------------------- the chest X-ray packages (medclip, hi-ml-multimodal)
+
+
+def randomise(model: torch.nn.Module) -> torch.nn.Module:
+    """Every float tensor random, BN statistics included (the official init's zero means and unit variances would
+    hide a running_mean/running_var mix-up)."""
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand_like(tensor) * 0.5 + 0.5 if "running_var" in name
+                             else torch.randn_like(tensor) * 0.05)
+    return model
+
+
+def imagenet_standin(folder: Path) -> None:
+    """torchvision.models.resnet50(pretrained=True), which MedCLIPVisionModel calls, reads TORCH_HOME's
+    hub/checkpoints/resnet50-0676ba61.pth (ResNet50_Weights.IMAGENET1K_V1) and downloads it when absent: a random
+    stand-in there, in a TORCH_HOME of this process only, keeps it offline. Every tensor is overwritten afterwards."""
+    import os
+
+    import torchvision
+
+    name = Path(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url).name
+    (folder / "hub" / "checkpoints").mkdir(parents=True, exist_ok=True)
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), folder / "hub" / "checkpoints" / name)
+    os.environ["TORCH_HOME"] = str(folder)
+
+
+def medclip(job: dict, out: Path) -> dict:
+    """medclip-resnet-pretrained.zip's pytorch_model.bin: the state dict of medclip 0.0.3's
+    MedCLIPModel(vision_cls=MedCLIPVisionModel) (vision_model.model.* the ResNet-50 whose fc is the 512-d projection,
+    text_model.*, logit_scale), as MedCLIPModel.from_pretrained reads it (torch.load(input_dir/WEIGHTS_NAME)). The text
+    tower (Bio_ClinicalBERT from the hub) is a small BERT under the same names: it cannot affect image features."""
+    import medclip as package
+    from medclip import constants, modeling_medclip
+    from transformers import BertConfig, BertModel
+
+    assert package.version == "0.0.3", package.version
+
+    class SmallBert:
+        @staticmethod
+        def from_pretrained(name, **kwargs):
+            assert name == constants.BERT_TYPE, name
+            return BertModel(BertConfig(**SMALL_BERT, **kwargs))
+
+    modeling_medclip.AutoModel = SmallBert  # MedCLIPTextModel's AutoModel / AutoTokenizer.from_pretrained(BERT_TYPE)
+    modeling_medclip.AutoTokenizer = type("NoTokenizer", (), {"from_pretrained": staticmethod(lambda name: None)})
+    imagenet_standin(out / "torch-home")
+    seed_all(job["seed"])
+    model = randomise(modeling_medclip.MedCLIPModel(vision_cls=modeling_medclip.MedCLIPVisionModel))
+    path = out / constants.WEIGHTS_NAME
+    torch.save(model.state_dict(), path)
+    return {"local": {constants.WEIGHTS_NAME: path}}
+
+
+def biovil(job: dict, out: Path) -> dict:
+    """biovil_image_resnet50_proj_size_128.pt: the state dict of hi-ml-multimodal 0.2.2's BioViL ImageModel, the
+    model get_biovil_image_encoder builds (ImageModel(RESNET50, JOINT_FEATURE_SIZE)) and loads it into strictly."""
+    import health_multimodal
+    from health_multimodal.image.model import pretrained
+
+    assert health_multimodal.__version__ == "0.2.2", health_multimodal.__version__
+    seed_all(job["seed"])
+    model = randomise(pretrained.get_biovil_image_encoder(pretrained=False))
+    path = out / pretrained.BIOVIL_IMAGE_WEIGHTS_NAME
+    torch.save(model.state_dict(), path)
+    return {"local": {pretrained.BIOVIL_IMAGE_WEIGHTS_NAME: path}}
+
+
 KINDS = {f.__name__: f for f in (open_clip_tag, biomedclip, torchvision_weights, uni, flair, llm2clip, clip_tower,
-                                 llava_checkpoint, conch, cxr_clip)}
+                                 llava_checkpoint, conch, cxr_clip, medclip, biovil)}
 
 if __name__ == "__main__":
     kind, job_path = sys.argv[1], Path(sys.argv[2])

@@ -187,10 +187,12 @@ def test_report_zip_has_every_figure_table_and_explorer(tiny_run, tmp_path):
                "results/figures/umap_summary/tiny.png", "results/figures/runtimes.png",
                "results/figures/umap_by/size/tiny/pixels.png",
                "results/figures/umap_by/size/tiny/clip_vit_b16_random.png",
-               "results/figures/bias/tiny.png", "results/figures/bias/tiny.examples.png"]
+               "results/figures/bias/tiny.png", "results/figures/bias/tiny.examples.png",
+               "results/figures/fewshot_shots.png", "results/figures/transfer_shots.png"]
     tables = ["results/tables/paper_table.html", "results/tables/vs_published.html", "results/tables/runtimes.html",
               "results/tables/paired/tiny.html", "results/tables/fewshot.html", "results/tables/zeroshot.html",
-              "results/tables/bias.html"]
+              "results/tables/bias.html", "results/tables/fewshot_shots.html", "results/tables/table4.html",
+              "results/tables/transfer_shots.html"]
     for path in figures + tables:
         assert f'"{path}"' in page, path
     # the explorer, its layouts and thumbnails beside its page, as in results/explorer/tiny/

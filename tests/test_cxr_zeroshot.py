@@ -233,6 +233,13 @@ def authors_dlilp_swap(model, experiment):
 
 
 # ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def registry(repo):
+    from medprobe.registry import load_models
+
+    return load_models(repo / "config" / "models.yaml")
+
+
 @pytest.fixture(autouse=True)
 def _global_random():
     state = random.getstate()
@@ -412,3 +419,125 @@ def test_prompts_yaml_is_the_authors_module():
     random.seed(3)
     ref = prompts["generate_prompt_ensemble"](100)
     assert zs.ensemble_prompts(random.Random(3)) == ref
+
+
+# ---------------------------------------------------------------- the workflow's rule, from the fetch record on
+def covid_embeddings(path, class_names, seed=3, test=None):
+    """An embedding file as the covid adapters write it: train/ (the --experiment pool) and test/ rows, pooled."""
+    from medprobe.store import write_embeddings
+
+    rng = np.random.default_rng(seed)
+    pool = np.repeat(np.arange(len(class_names)), 20)
+    test = np.tile(np.arange(len(class_names)), 6) if test is None else np.asarray(test)
+    ids = [f"test/{i:06d}/t{i}.png" for i in range(len(test))] + [f"train/{i:06d}/p{i}.png" for i in range(len(pool))]
+    labels = np.concatenate([test, pool])
+    features = np.concatenate([POOLED[:len(test)], rng.normal(size=(len(pool), 2048))]).astype(np.float32)
+    attrs = {"model_id": "m", "dataset_id": "covid", "class_names": list(class_names), "feature_point": "pooled",
+             "medprobe_version": "t", "device": "cpu", "dtype": "float32", "created_utc": "t", "weights": "w",
+             "preprocessing": "{}", "manifest_sha256": "0" * 64}
+    write_embeddings(path, features, labels, ids, [""] * len(ids), attrs)
+    return features[:len(test)], test, pool
+
+
+def fetched(tmp_path, monkeypatch, model_id, spec, checkpoint, tokenizer):
+    """fetch_weights' record of a local checkpoint, with Bio_ClinicalBERT's config.json and vocab.txt (a tiny BERT
+    with the tower's heads) standing in the Hugging Face cache at the registry's pinned commit."""
+    from transformers import BertConfig
+
+    from medprobe import weights
+
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    vocab = tokenizer.get_vocab()
+    (bert / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.get)) + "\n")
+    BertConfig(vocab_size=len(tokenizer.get_vocab()), num_attention_heads=HEADS, hidden_size=768).to_json_file(
+        bert / "config.json")
+    pinned = spec["weights"]["revisions"][zs.TOKENIZER_ID]
+
+    def hf_file(model_id, repo, name, revision=None, offline=False):
+        assert repo == zs.TOKENIZER_ID and revision == pinned
+        return bert / name
+
+    monkeypatch.setattr(weights, "hf_file", hf_file)
+    record = weights.fetch_weights(model_id, spec, tmp_path / f"{model_id}.json", local_path=checkpoint,
+                                   offline=True)
+    assert set(record["files"]) == {"checkpoint", "text_config", "text_vocab"}
+    return tmp_path / f"{model_id}.json"
+
+
+PARAMS = {"prompt_sets": ["names", "ensemble", "description"], "dlilp_head_swap": True, "test_set": "test",
+          "shots_train": 16, "balance": True}
+
+
+def test_rule_scores_medclip_in_its_release_layout_as_the_authors_do(registry, tokenizer, tmp_path, monkeypatch):
+    """MedCLIP's own state dict (text_model.projection_head, vision fc) through load_from_pretrained's renames, from
+    the fetch record to the rule's table: every prompt set's ACA equals the authors' code on the same features."""
+    model, state = authors_model(tokenizer, "clip")
+    release = {k: v for k, v in state.items() if not k.startswith("vision_model.projection_head_vision")}
+    release["text_model.projection_head.weight"] = release.pop("text_model.projection_head_text.projection.weight")
+    release["vision_model.model.fc.weight"] = state["vision_model.projection_head_vision.projection.weight"]
+    torch.save(release, tmp_path / "pytorch_model.bin")
+    record = fetched(tmp_path, monkeypatch, "medclip_r50", registry["medclip_r50"], tmp_path / "pytorch_model.bin",
+                     tokenizer)
+    # the test labels are the authors' ensemble predictions: ACA 1 for that prompt set unless one prediction differs
+    pool_labels = np.repeat(np.arange(4), 20)
+    authors_split_random_use(pool_labels, 16, "0%", "0%", True, seed=0)
+    _, ref_scores = authors_zero_shot_predict(model, POOLED, COVID4, "ensemble")
+    assert len(set(ref_scores.argmax(1))) > 1
+    test_features, test_labels, _ = covid_embeddings(tmp_path / "e.h5", COVID4, test=ref_scores.argmax(1))
+    table = zs.run_dlilp_zeroshot(tmp_path / "e.h5", record, tmp_path / "z.tsv", dataset_id="covid_4class",
+                                  model_id="medclip_r50", model_spec=registry["medclip_r50"], params=PARAMS)
+    assert set(table["experiment"]) == {"covid_train_4class"} and set(table["head"]) == {"text"}
+    assert (table["n_eval"] == len(test_labels)).all()
+    for prompt_set in PARAMS["prompt_sets"]:
+        authors_split_random_use(pool_labels, 16, "0%", "0%", True, seed=0)
+        _, ref_scores = authors_zero_shot_predict(model, test_features, COVID4, prompt_set)
+        ours = table[(table.prompt_set == prompt_set) & (table.metric == "aca")]["value"].item()
+        assert ours == transfer.fold_metrics(test_labels, ref_scores)["aca"], prompt_set
+    assert table[(table.prompt_set == "ensemble") & (table.metric == "aca")]["value"].item() == 1.0
+    # the rule's file is the table
+    import pandas as pd
+    assert pd.read_csv(tmp_path / "z.tsv", sep="\t").equals(table)
+
+
+def test_rule_scores_dlilp_with_its_label_head_on_covid_and_can_keep_the_text_head(registry, tokenizer, tmp_path,
+                                                                                    monkeypatch):
+    model, state = authors_model(tokenizer, "dlilp")
+    torch.save(state, tmp_path / "dlilp.pth")
+    spec = {**registry["dlilp_mc"], "weights": {**registry["dlilp_mc"]["weights"], "source": "local"}}
+    record = fetched(tmp_path, monkeypatch, "dlilp_mc", spec, tmp_path / "dlilp.pth", tokenizer)
+    classes = ["Normal", "COVID"]
+    authors = copy.deepcopy(model)
+    authors_dlilp_swap(authors, "covid_train_2class")
+    _, ref_label = authors_zero_shot_predict(authors, POOLED, classes, "names")
+    assert len(set(ref_label.argmax(1))) == 2
+    # the test labels are the authors' label-head predictions: ACA 1 unless one of ours differs
+    test_features, test_labels, pool_labels = covid_embeddings(tmp_path / "e.h5", classes, test=ref_label.argmax(1))
+    kwargs = dict(dataset_id="covid_2class", model_id="dlilp_mc", model_spec=spec)
+    swapped = zs.run_dlilp_zeroshot(tmp_path / "e.h5", record, tmp_path / "z.tsv", params=PARAMS, **kwargs)
+    aca = swapped[swapped.metric == "aca"]
+    assert set(aca["head"]) == {"label"} and aca["value"].nunique() == 1  # Name = Desc. under the swap
+    text = zs.run_dlilp_zeroshot(tmp_path / "e.h5", record, tmp_path / "t.tsv",
+                                 params={**PARAMS, "dlilp_head_swap": False}, **kwargs)
+    assert set(text["head"]) == {"text"}
+    assert aca["value"].iloc[0] == 1.0
+    authors_split_random_use(pool_labels, 16, "0%", "0%", True, seed=0)
+    _, ref_text = authors_zero_shot_predict(model, test_features, classes, "ensemble")
+    ours = text[(text.prompt_set == "ensemble") & (text.metric == "aca")]["value"].item()
+    assert ours == transfer.fold_metrics(test_labels, ref_text)["aca"]
+
+
+def test_rule_refuses_what_it_cannot_score(registry, tokenizer, tmp_path, monkeypatch):
+    _, state = authors_model(tokenizer, "clip")
+    torch.save(state, tmp_path / "medclip.bin")  # already in VLMModel's layout: not MedCLIP's release
+    record = fetched(tmp_path, monkeypatch, "medclip_r50", registry["medclip_r50"], tmp_path / "medclip.bin",
+                     tokenizer)
+    covid_embeddings(tmp_path / "e.h5", COVID4)
+    kwargs = dict(dataset_id="covid_4class", model_id="medclip_r50", params=PARAMS)
+    with pytest.raises(EncoderError, match="text_model.projection_head.weight"):
+        zs.run_dlilp_zeroshot(tmp_path / "e.h5", record, tmp_path / "z.tsv", model_spec=registry["medclip_r50"],
+                              **kwargs)
+    with pytest.raises(Exception, match="no dlilp_zero_shot entry"):
+        zs.run_dlilp_zeroshot(tmp_path / "e.h5", record, tmp_path / "z.tsv", model_spec=registry["medklip"],
+                              **kwargs)
+    assert not (tmp_path / "z.tsv").exists()

@@ -296,3 +296,55 @@ def test_shot_order_is_numeric():
     from medprobe.shots import shot_order
 
     assert shot_order(["16", "2", "100", "1", "all"]) == ["1", "2", "16", "100", "all"]
+
+
+def test_table3_layout_and_vs_published(tmp_path):
+    """Table 3: models x (dataset, prompt set), one decimal; the label head's equal Name and Desc.; published
+    'descriptions' matched with our ensemble; the published rows that cannot be run are said, not invented."""
+    from medprobe import transfer_tables
+    from medprobe.cxr_zeroshot import ZEROSHOT_COLUMNS
+
+    cells = {("covid_2class", "medclip_r50", "names", "text"): 0.741,
+             ("covid_2class", "medclip_r50", "ensemble", "text"): 0.8,
+             ("covid_4class", "medclip_r50", "names", "text"): 0.41,
+             ("covid_4class", "medclip_r50", "ensemble", "text"): 0.4,
+             ("covid_2class", "dlilp_mc", "names", "label"): 0.79,
+             ("covid_2class", "dlilp_mc", "ensemble", "label"): 0.79}
+    paths = []
+    for (dataset, model, prompt_set, head), value in cells.items():
+        path = tmp_path / f"{dataset}.{model}.{prompt_set}.tsv"
+        pd.DataFrame([dict(dataset=dataset, model=model, experiment="e", criterion="c", prompt_set=prompt_set,
+                           head=head, test_set="test", fold=0, n_eval=10, metric=m, value=value if m == "aca" else 0.1)
+                      for m in ("aca", "kappa")], columns=ZEROSHOT_COLUMNS).to_csv(path, sep="\t", index=False)
+        paths.append(path)
+    outputs = {name: tmp_path / "out" / f"{name}.txt" for name in (
+        "table", "markdown", "latex", "html", "vs_published", "vs_published_md", "vs_published_html")}
+    models = {"medklip": {"name": "MedKLIP", "pretraining_data": "M"},
+              "medclip_r50": {"name": "MedCLIP", "pretraining_data": "M+C"},
+              "dlilp_mc": {"name": "DLILP", "pretraining_data": "M+C"}}
+    datasets = {"covid_2class": {"name": "COVID 2"}, "covid_4class": {"name": "COVID 4"}}
+    table = transfer_tables.make_table3(paths, models=models, datasets=datasets,
+                                        params={"prompt_sets": ["names", "ensemble"], "desc_prompt_set": "ensemble"},
+                                        published=ROOT / "resources" / "dlilp" / "published_table3.tsv",
+                                        outputs=outputs)
+    assert table.columns.tolist() == ["model", "pretraining_data", "head", "COVID 2 Name", "COVID 2 Desc.",
+                                      "COVID 4 Name", "COVID 4 Desc."]
+    assert table["model"].tolist() == ["MedCLIP", "DLILP"]  # MedKLIP has no results: no row
+    rows = table.set_index("model")
+    assert rows.loc["MedCLIP", "COVID 2 Name"] == "74.1" and rows.loc["MedCLIP", "COVID 4 Desc."] == "40.0"
+    assert rows.loc["DLILP", "head"] == "label"
+    assert rows.loc["DLILP", "COVID 2 Name"] == rows.loc["DLILP", "COVID 2 Desc."] == "79.0"
+    assert rows.loc["DLILP", "COVID 4 Name"] == "–"
+
+    compared = pd.read_csv(outputs["vs_published"], sep="\t")
+    compared = compared.set_index(["model_id", "dataset_id", "published_prompts"])
+    assert len(compared) == 6  # medclip 4, dlilp 2-class 2; nothing for the missing cells
+    assert compared.loc[("medclip_r50", "covid_2class", "names"), "delta_pp"] == 0.0
+    desc = compared.loc[("medclip_r50", "covid_2class", "descriptions")]
+    assert desc["our_prompts"] == "ensemble" and desc["published_pct"] == 78.8 and desc["delta_pp"] == 1.2
+    assert compared.loc[("dlilp_mc", "covid_2class", "names"), "head"] == "label"
+    notes = outputs["vs_published_md"].read_text()
+    assert "CLIP_loss, UniCL_loss" in notes and "medklip: not reproducible" in notes
+    assert "unimodal_mc: not run by this configuration" in notes
+    assert "two-head swap" in outputs["markdown"].read_text()
+    assert "$\\pm$" not in outputs["latex"].read_text() and "COVID 2 Desc." in outputs["latex"].read_text()

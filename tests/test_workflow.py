@@ -47,11 +47,14 @@ def test_paper_config_plans_the_full_16_x_8_dag(repo, tmp_path):
 
 
 def test_dlilp_config_plans_the_whole_study(repo, tmp_path):
-    """The chest X-ray study: 13 encoders x 7 datasets, planned with no data and no weights present."""
+    """The chest X-ray study: 13 encoders x 7 datasets (Table 4), and Table 3's zero-shot on COVID 2- and 4-class for
+    the 8 encoders with a dlilp_zero_shot entry, planned with no data and no weights present."""
     result = run_snakemake("-n", "--configfile", str(repo / "config" / "dlilp.yaml"), cwd=tmp_path)
     counts = job_counts(result.stdout)
-    assert counts["download"] == counts["manifest"] == counts["split"] == 7 and counts["fetch_weights"] == 13
-    assert counts["embed"] == counts["transfer"] == counts["probe"] == counts["umap_sweep"] == 13 * 7
+    assert counts["split"] == 7 and counts["fetch_weights"] == 13
+    assert counts["download"] == counts["manifest"] == 8  # + covid_2class, embedded only for Table 3
+    assert counts["transfer"] == counts["probe"] == counts["umap_sweep"] == 13 * 7
+    assert counts["embed"] == 13 * 7 + 8 and counts["dlilp_zeroshot"] == 8 * 2 and counts["table3_tables"] == 1
     assert counts["transfer_tables"] == 1 and counts["paired_tests"] == 7 and counts["explorer_page"] == 7
     assert counts["bias_audit"] == counts["embed_overlay"] == 13 * 7
     assert "paper_table" not in counts and "fewshot" not in counts  # the other study's table is off here

@@ -174,11 +174,12 @@ def rng_after_split(pool_labels: Sequence[int], fold: int = 0, *, shots_train: s
 
 
 # ---------------------------------------------------------------- text tower (cxrvlms/modeling/model.py TextModel)
-def load_tokenizer(name: str = TOKENIZER_ID):
-    """transformers.AutoTokenizer of Bio_ClinicalBERT (downloads it once into the Hugging Face cache)."""
+def load_tokenizer(name: str | Path = TOKENIZER_ID):
+    """transformers.AutoTokenizer of Bio_ClinicalBERT, as TextModel builds it: a hub id (downloaded once into the
+    Hugging Face cache) or the folder holding its config.json and vocab.txt (the fetch record's snapshot)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name)
+    tokenizer = AutoTokenizer.from_pretrained(str(name))
     tokenizer.model_max_length = MAX_LENGTH
     return tokenizer
 
@@ -307,12 +308,12 @@ def label_prototypes(class_prototypes: torch.Tensor, class_names: Sequence[str],
 
 
 # ---------------------------------------------------------------- heads and scores
-def uses_label_head(criterion: str, experiment: str) -> bool:
+def uses_label_head(criterion: str, experiment: str, swap: bool = True) -> bool:
     """Whether zero-shot goes through select_class_prototypes: a unimodal model, or DLILP's swap on every
-    experiment whose name lacks "new" (main_transferability.py L75-80)."""
+    experiment whose name lacks "new" (main_transferability.py L75-80); `swap=False` keeps DLILP's text head."""
     if criterion not in CRITERIA:
         raise RegistryError(f"unknown DLILP learning criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
-    return criterion == "unimodal" or (criterion == "dlilp" and "new" not in experiment)
+    return criterion == "unimodal" or (swap and criterion == "dlilp" and "new" not in experiment)
 
 
 def _expected_keys(criterion: str) -> set[str]:
@@ -337,11 +338,11 @@ class ZeroShotHead:
 
 def zero_shot_head(state: Mapping[str, torch.Tensor], class_names: Sequence[str], *, criterion: str,
                    experiment: str, prompt_set: str = "names", tokenizer=None, rng: random.Random | None = None,
-                   arch_config: Mapping | None = None, what: str = "checkpoint") -> ZeroShotHead:
+                   arch_config: Mapping | None = None, what: str = "checkpoint", swap: bool = True) -> ZeroShotHead:
     """The prototypes, scale and image projection for `class_names` from a VLMModel state dict (native layout).
     Every key is accounted for: the backbone (vision_model.model.*, used by the embed step), the text tower (strict)
     when the criterion has one, and the criterion's heads; anything else is an error, as the authors' strict load."""
-    label = uses_label_head(criterion, experiment)
+    label = uses_label_head(criterion, experiment, swap)
     expected = _expected_keys(criterion)
     missing = sorted(expected - set(state))
     surplus = sorted(k for k in state if k not in expected and not k.startswith(VISION_BACKBONE)
@@ -380,7 +381,7 @@ def run_zero_shot(features: np.ndarray, labels: np.ndarray, sample_ids: Sequence
                   state: Mapping[str, torch.Tensor], class_names: Sequence[str], *, criterion: str, experiment: str,
                   prompt_set: str = "names", tokenizer=None, fold: int = 0, shots_train: str | int = 16,
                   balance: bool = True, subset: str = "test", arch_config: Mapping | None = None,
-                  what: str = "checkpoint") -> dict:
+                  what: str = "checkpoint", swap: bool = True) -> dict:
     """One fold of the protocol on a medprobe embedding file's rows (pooled features, labels in `class_names` order,
     sample ids "train/..."/"test/..." as transfer.subsets reads them): scores of the `subset` rows ("test": the
     external test set; "pool": the --experiment partition, as zeroshot.txt's DLILP lines do) and transfer.fold_metrics
@@ -400,9 +401,99 @@ def run_zero_shot(features: np.ndarray, labels: np.ndarray, sample_ids: Sequence
     if prompt_set == "ensemble":
         rng = rng_after_split([int(v) for v in labels[parts.pool]], fold, shots_train=shots_train, balance=balance)
     head = zero_shot_head(state, class_names, criterion=criterion, experiment=experiment, prompt_set=prompt_set,
-                          tokenizer=tokenizer, rng=rng, arch_config=arch_config, what=what)
+                          tokenizer=tokenizer, rng=rng, arch_config=arch_config, what=what, swap=swap)
     scores = zero_shot_scores(np.asarray(features)[rows], head)
     metrics = transfer.fold_metrics(labels[rows], scores)
     log.info("%s zero-shot (%s head, %s prompts): ACA %.3f on %d images", criterion, head.head,
              prompt_set if head.head == "text" else "no", metrics["aca"], len(rows))
     return {"scores": scores, "rows": rows, "metrics": metrics, "head": head.head, "n_eval": len(rows)}
+
+
+# ---------------------------------------------------------------- the workflow's rule (Table 3)
+# VLMModel.load_from_pretrained's renames for a release in another layout ("medclip" in the file name: MedCLIP 0.0.3's
+# MedCLIPModel state dict, loaded strictly after these two renames)
+KEY_MAPS = {
+    "medclip": {"text_model.projection_head.weight": "text_model.projection_head_text.projection.weight",
+                "vision_model.model.fc.weight": "vision_model.projection_head_vision.projection.weight"},
+}
+# the study's experiment names (main_transferability.py --experiment) of the medprobe datasets: the name decides
+# DLILP's head swap ("new" keeps the text head); another dataset is its own experiment
+EXPERIMENTS = {"covid_2class": "covid_train_2class", "covid_4class": "covid_train_4class"}
+ZEROSHOT_COLUMNS = ["dataset", "model", "experiment", "criterion", "prompt_set", "head", "test_set", "fold", "n_eval",
+                    "metric", "value"]
+
+
+def native_state(state: Mapping[str, torch.Tensor], key_map: str | None, what: str) -> dict[str, torch.Tensor]:
+    """The checkpoint in VLMModel's key layout: unchanged for the authors' own checkpoints, renamed as
+    load_from_pretrained renames it for a known foreign release (KEY_MAPS)."""
+    if not key_map:
+        return dict(state)
+    if key_map not in KEY_MAPS:
+        raise RegistryError(f"{what}: unknown dlilp_zero_shot.key_map {key_map!r}; known: {', '.join(KEY_MAPS)}")
+    renames = KEY_MAPS[key_map]
+    absent = [k for k in renames if k not in state]
+    if absent:
+        raise EncoderError(f"{what}: lacks {absent}, which the authors' loader renames for a {key_map} checkpoint: "
+                           f"is local_weights the release's own state dict?")
+    return {renames.get(k, k): v for k, v in state.items()}
+
+
+def run_dlilp_zeroshot(embeddings_path: str | Path, weights_json: str | Path, out_path: str | Path, *,
+                       dataset_id: str, model_id: str, model_spec: Mapping, params: Mapping):
+    """The `dlilp_zeroshot` rule: every configured prompt set on one (dataset, model), fold 0 as zeroshot.txt runs it;
+    one row per (prompt set, metric). A label-head model (unimodal; DLILP under the swap) scores the same for every
+    prompt set: its rows say head "label"."""
+    import pandas as pd
+
+    from medprobe import files
+    from medprobe.models.checkpoints import read_state_dict
+    from medprobe.store import read_embeddings
+    from medprobe.weights import read_record, record_paths
+
+    what = f"model '{model_id}'"
+    settings = model_spec.get("dlilp_zero_shot")
+    if not settings:
+        raise RegistryError(f"{what} has no dlilp_zero_shot entry in the model registry: the study's zero-shot "
+                            f"protocol needs one of its VLMModel checkpoints (criteria {', '.join(CRITERIA)}); drop "
+                            f"it from the config's models or from transfer_zeroshot")
+    criterion = settings["criterion"]
+    emb = read_embeddings(embeddings_path)
+    point = emb.attrs.get("feature_point")
+    if point != "pooled":
+        raise EncoderError(f"{what}: {embeddings_path} holds feature point {point!r}; the study's zero-shot projects "
+                           f"the pooled backbone feature: drop feature_points.{model_id} from the config")
+    if not np.isfinite(emb.features).all():
+        raise EncoderError(f"{what}: {embeddings_path} has rows that failed to embed (NaN); the study scores every "
+                           f"image: fix the images its embed log lists, then rerun the embed rule for it")
+    paths = record_paths(read_record(weights_json, model_id))
+    state = native_state(read_state_dict(paths["checkpoint"]), settings.get("key_map"),
+                         f"{what} ({paths['checkpoint']})")
+    experiment = EXPERIMENTS.get(dataset_id, dataset_id)
+    swap = bool(params.get("dlilp_head_swap", True))
+    tokenizer = None
+    if not uses_label_head(criterion, experiment, swap):
+        if "text_vocab" not in paths:
+            raise EncoderError(f"{what}: zero-shot with the text head needs Bio_ClinicalBERT's config.json and "
+                               f"vocab.txt, which {weights_json} does not list; fetch them: snakemake {weights_json} "
+                               f"--forcerun fetch_weights --cores 1")
+        tokenizer = load_tokenizer(Path(paths["text_vocab"]).parent)
+    arch_config = None
+    if "text_config" in paths:  # what the shapes cannot say, from Bio_ClinicalBERT's config.json (AutoModel reads it)
+        import json
+
+        hub = json.loads(Path(paths["text_config"]).read_text())
+        arch_config = {k: hub[k] for k in BIO_CLINICAL_BERT if k in hub}
+    rows = []
+    for prompt_set in params["prompt_sets"]:
+        result = run_zero_shot(emb.features, np.asarray(emb.labels), list(emb.sample_id), state, emb.class_names,
+                               criterion=criterion, experiment=experiment, prompt_set=prompt_set, tokenizer=tokenizer,
+                               fold=0, shots_train=params.get("shots_train", 16), balance=params.get("balance", True),
+                               subset=params.get("test_set", "test"), arch_config=arch_config, what=what,
+                               swap=swap)
+        for metric, value in result["metrics"].items():
+            rows.append(dict(dataset=dataset_id, model=model_id, experiment=experiment, criterion=criterion,
+                             prompt_set=prompt_set, head=result["head"], test_set=params.get("test_set", "test"),
+                             fold=0, n_eval=result["n_eval"], metric=metric, value=value))
+    table = pd.DataFrame(rows, columns=ZEROSHOT_COLUMNS)
+    files.write_tsv(out_path, table)
+    return table

@@ -215,6 +215,8 @@ def load_workflow_registries(config: Mapping[str, Any], repo_root: str | Path = 
                              custom_source=f"custom_datasets in {source}")
     check_ids(config["models"], models, "model", source)
     check_ids(config["datasets"], datasets, "dataset", source)
+    check_ids((config.get("transfer_zeroshot") or {}).get("datasets") or [], datasets, "dataset",
+              f"{source} (transfer_zeroshot.datasets)")
     for key in ("feature_points", "local_weights"):
         unknown = sorted(set(config.get(key) or {}) - set(models))
         if unknown:

@@ -143,3 +143,112 @@ def make_transfer_tables(paths: Sequence[str | Path], *, models: Mapping[str, Ma
     plot_shots(summary, models, datasets, outputs["shots_figure"], metric="aca", ylabel="ACA (%)",
                title="Linear probing (DLILP protocol): ACA against K")
     return table
+
+
+# ---------------------------------------------------------------- Table 3 (zero-shot, medprobe.cxr_zeroshot)
+PROMPT_LABELS = {"names": "Name", "ensemble": "Desc.", "description": "Desc. (descriptions)"}
+NOT_REPRODUCIBLE = {
+    "medklip": "not reproducible: in jusiro/DLILP@2c9d301 load_from_pretrained's MedKLIP branch replaces the vision "
+               "model by the ResNet-50 trunk (1,024-d) and loads no projection or text weights of MedKLIP, so the "
+               "published zero-shot scores come from heads the released code does not define",
+}
+TABLE3_VS_COLUMNS = ["model_id", "model", "dataset_id", "dataset", "published_prompts", "our_prompts", "head",
+                     "ours_pct", "published_pct", "delta_pp"]
+
+
+def zeroshot_results(paths: Sequence[str | Path]) -> pd.DataFrame:
+    frames = [pd.read_csv(p, sep="\t") for p in paths]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        from medprobe.cxr_zeroshot import ZEROSHOT_COLUMNS
+
+        return pd.DataFrame(columns=ZEROSHOT_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _prompt_label(prompt_set: str, desc_prompt_set: str) -> str:
+    return "Desc." if prompt_set == desc_prompt_set else PROMPT_LABELS.get(prompt_set, prompt_set)
+
+
+def table3(results: pd.DataFrame, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping], *,
+           prompt_sets: Sequence[str], desc_prompt_set: str = "ensemble", metric: str = "aca") -> pd.DataFrame:
+    """One row per model (configuration order): model, pretraining data, the head that scored (text prompts or the
+    label prototypes), then per dataset and prompt set ACA x 100 (one decimal, as published; one fold)."""
+    part = results[results["metric"] == metric].set_index(["model", "dataset", "prompt_set"])
+    columns = [(d, p, f"{dspec['name']} {_prompt_label(p, desc_prompt_set)}")
+               for d, dspec in datasets.items() for p in prompt_sets]
+    rows = []
+    for model_id, spec in models.items():
+        heads = results.loc[results["model"] == model_id, "head"].unique()
+        if not len(heads):
+            continue
+        row = {"model": spec["name"], "pretraining_data": spec.get("pretraining_data", ""),
+               "head": "/".join(sorted(heads))}
+        for dataset_id, prompt_set, label in columns:
+            key = (model_id, dataset_id, prompt_set)
+            row[label] = f"{100 * float(part.loc[key, 'value']):.1f}" if key in part.index else "–"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "pretraining_data", "head", *[c[2] for c in columns]])
+
+
+def table3_vs_published(results: pd.DataFrame, published: pd.DataFrame, models: Mapping[str, Mapping],
+                        datasets: Mapping[str, Mapping], *, desc_prompt_set: str = "ensemble",
+                        metric: str = "aca") -> pd.DataFrame:
+    """Each published cell this run has: "names" against our names, "descriptions" against `desc_prompt_set` (the
+    authors' default ensemble: resources/dlilp/README.md); ours, published, ours - published (percentage points)."""
+    part = results[results["metric"] == metric].set_index(["model", "dataset", "prompt_set"])
+    ours_for = {"names": "names", "descriptions": desc_prompt_set}
+    rows = []
+    for cell in published.itertuples():
+        ours_set = ours_for.get(cell.prompt_set, cell.prompt_set)
+        key = (cell.model_id, cell.dataset_id, ours_set)
+        if cell.model_id not in models or cell.dataset_id not in datasets or key not in part.index:
+            continue
+        ours = 100 * float(part.loc[key, "value"])
+        rows.append(dict(model_id=cell.model_id, model=models[cell.model_id]["name"], dataset_id=cell.dataset_id,
+                         dataset=datasets[cell.dataset_id]["name"], published_prompts=cell.prompt_set,
+                         our_prompts=ours_set, head=part.loc[key, "head"], ours_pct=round(ours, 1),
+                         published_pct=float(cell.aca_pct), delta_pp=round(ours - float(cell.aca_pct), 1)))
+    return pd.DataFrame(rows, columns=TABLE3_VS_COLUMNS)
+
+
+def make_table3(paths: Sequence[str | Path], *, models: Mapping[str, Mapping], datasets: Mapping[str, Mapping],
+                params: Mapping, published: str | Path | None, outputs: Mapping[str, str | Path]) -> pd.DataFrame:
+    """The `table3_tables` rule: Table 3's layout (TSV/MD/LaTeX/HTML) and the comparison with the published Table 3."""
+    results = zeroshot_results(paths)
+    desc = params.get("desc_prompt_set", "ensemble")
+    swap = params.get("dlilp_head_swap", True)
+    scored = ("the external test partition" if params.get("test_set", "test") == "test" else
+              "the training partition (as zeroshot.txt's DLILP lines)")
+    notes = [f"Zero-shot ACA (balanced accuracy) x 100 on {scored}, fold 0, as jusiro/DLILP@2c9d301 local_data/examples/zeroshot.txt runs it (medprobe.cxr_zeroshot). "
+             f"Name: one prompt per class ('a radiology image of <class>'); Desc.: the '{desc}' prompt set.",
+             "head 'label': the model's label prototypes (select_class_prototypes), which ignore the prompts: a "
+             "unimodal model" + (", and DLILP under the authors' two-head swap for every experiment whose name lacks "
+                                 "'new' (main_transferability.py L75-80)" if swap else
+                                 "; DLILP's swap is off (transfer_zeroshot.dlilp_head_swap: false)") + "."]
+    table = table3(results, models, datasets, prompt_sets=params["prompt_sets"], desc_prompt_set=desc)
+    files.write_tsv(outputs["table"], table)
+    title = "Table 3 layout: zero-shot classification (ACA x 100)"
+    files.write_text(outputs["markdown"], markdown_table(table, title, notes))
+    files.write_text(outputs["latex"], to_latex(table, notes))
+    write_html(outputs["html"], table, title, " ".join(notes))
+
+    frame = pd.read_csv(published, sep="\t", dtype=str, keep_default_na=False) if published else pd.DataFrame(
+        columns=["model_id", "dataset_id", "prompt_set", "aca_pct"])
+    compared = table3_vs_published(results, frame, models, datasets, desc_prompt_set=desc)
+    files.write_tsv(outputs["vs_published"], compared)
+    vs_title = "Reproduced vs published Table 3 (ACA x 100; delta = ours - published, percentage points)"
+    unmatched = sorted({row.model for row in frame.itertuples() if not row.model_id})
+    vs_notes = [f"Published 'descriptions' is compared with our '{desc}' prompt set (resources/dlilp/README.md: the "
+                f"authors' default, an inference). No checkpoint is public for {', '.join(unmatched)}."
+                if unmatched else f"Published 'descriptions' is compared with our '{desc}' prompt set."]
+    ran = set(results["model"])
+    for model_id in dict.fromkeys(r.model_id for r in frame.itertuples() if r.model_id and r.model_id not in ran):
+        why = NOT_REPRODUCIBLE.get(model_id, "not run by this configuration (transfer_zeroshot runs the configured "
+                                             "models that have a dlilp_zero_shot registry entry)")
+        vs_notes.append(f"{model_id}: {why}.")
+    if len(compared):
+        vs_notes.append(f"Mean |delta| {compared['delta_pp'].abs().mean():.1f} pp over {len(compared)} cells.")
+    files.write_text(outputs["vs_published_md"], markdown_table(compared, vs_title, vs_notes))
+    write_html(outputs["vs_published_html"], compared, vs_title, " ".join(vs_notes))
+    return table

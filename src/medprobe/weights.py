@@ -214,8 +214,10 @@ def planned_files(model_id: str, spec: Mapping) -> list[WeightFile]:
     from its index file: see checkpoint_shards.)"""
     weights = spec["weights"]
     source, family = weights["source"], spec["family"]
-    if source in ("none", "random", "local"):
+    if source in ("none", "random"):
         return []
+    if source == "local":  # the checkpoint is the local_weights file itself; a text tower's small files are not
+        return text_tower_plan(spec)
     if family == "llava":
         tower, main = spec["arch"], weights["id"]
         found = [_hub(spec, "tower_config", tower, "config.json"),
@@ -263,7 +265,8 @@ def text_tower_plan(spec: Mapping) -> list[WeightFile]:
     """The small files a zero-shot text tower needs beyond the checkpoint: a Hugging Face text model's config.json and
     vocab.txt (BiomedCLIP's BiomedBERT, FLAIR's Bio_ClinicalBERT), or a tokenizer file the release ships beside its
     code (CONCH, pinned). Image embedding never needs them."""
-    text = spec.get("text_config") if spec.get("text_tower") else None
+    text_head = (spec.get("dlilp_zero_shot") or {}).get("criterion") in ("clip", "unicl", "dlilp")
+    text = spec.get("text_config") if spec.get("text_tower") or text_head else None
     if not text:
         return []
     if "hf_model_name" in text:
@@ -339,7 +342,7 @@ def resolve_files(model_id: str, spec: Mapping, *, offline: bool, local_path: st
                         "zero-shot will not run for it", model_id, wf.role, err)
             if missing is not None:
                 missing[wf.role] = str(err)
-    if local is not None and not plan:  # a 'local' source: the file is the checkpoint
+    if local is not None and spec["weights"]["source"] == "local":  # the file is the checkpoint
         found["checkpoint"] = local
     if spec["family"] == "llava" and "weights_index" in found:
         for wf in checkpoint_shards(model_id, spec, found):

@@ -175,6 +175,8 @@ def protocol_targets():
         targets += ["results/figures/fewshot_shots.png"]
     if config["protocols"].get("transfer"):
         targets += transfer_table_targets()
+    if config["protocols"].get("transfer_zeroshot"):
+        targets += table3_targets()
     if config["protocols"]["zeroshot"] and zeroshot_models():
         targets += ["results/tables/zeroshot.tsv", "results/tables/zeroshot.md"]
     return targets
@@ -187,6 +189,34 @@ TRANSFER.update(config.get("transfer") or {})  # a deployed project's older conf
 
 def transfer_targets():
     return expand("results/transfer/{dataset}/{model}.tsv", dataset=config["datasets"], model=config["models"])
+
+
+TRANSFER_ZEROSHOT = {"datasets": ["covid_2class", "covid_4class"], "prompt_sets": ["names", "ensemble"]}
+TRANSFER_ZEROSHOT.update({"desc_prompt_set": "ensemble", "dlilp_head_swap": True, "test_set": "test"})
+TRANSFER_ZEROSHOT.update({"shots_train": 16, "balance": True, "published": "resources/dlilp/published_table3.tsv"})
+TRANSFER_ZEROSHOT.update(config.get("transfer_zeroshot") or {})
+
+
+def transfer_zeroshot_models():
+    """The configured models the study's zero-shot runs on: those with a dlilp_zero_shot registry entry."""
+    return [m for m in config["models"] if MODELS[m].get("dlilp_zero_shot")]
+
+
+def transfer_zeroshot_datasets():
+    return {d: DATASETS[d] for d in TRANSFER_ZEROSHOT["datasets"]}
+
+
+def transfer_zeroshot_targets():
+    return expand(
+        "results/dlilp_zeroshot/{dataset}/{model}.tsv",
+        dataset=TRANSFER_ZEROSHOT["datasets"],
+        model=transfer_zeroshot_models(),
+    )
+
+
+def table3_targets():
+    names = ["table3.tsv", "table3.md", "table3.tex", "table3_vs_published.md"]
+    return expand("results/tables/{name}", name=names)
 
 
 def transfer_table_targets():

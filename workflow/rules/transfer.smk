@@ -77,3 +77,70 @@ rule transfer_tables:
         published=workflow_file(TRANSFER["published"]),
     script:
         "../scripts/transfer_tables.py"
+
+
+# The study's zero-shot protocol (medprobe.cxr_zeroshot): per (dataset, model) every prompt set on fold 0, then
+# Table 3's layout and the comparison with the published Table 3.
+rule dlilp_zeroshot:
+    input:
+        embeddings="results/embeddings/{dataset}/{model}.h5",
+        weights="results/weights/{model}.json",
+    output:
+        zeroshot="results/dlilp_zeroshot/{dataset}/{model}.tsv",
+    log:
+        "logs/dlilp_zeroshot/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/dlilp_zeroshot/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        model=lambda wildcards: MODELS[wildcards.model],
+        zeroshot=TRANSFER_ZEROSHOT,
+        weights_dir=config["weights_dir"] or "",
+    script:
+        "../scripts/dlilp_zeroshot.py"
+
+
+rule table3_tables:
+    input:
+        tables=transfer_zeroshot_targets(),
+    output:
+        table="results/tables/table3.tsv",
+        markdown="results/tables/table3.md",
+        latex="results/tables/table3.tex",
+        html=report(
+            "results/tables/table3.html",
+            caption="../report/table3.rst",
+            category="Tables",
+            labels={"table": "DLILP Table 3"},
+        ),
+        vs_published="results/tables/table3_vs_published.tsv",
+        vs_published_md="results/tables/table3_vs_published.md",
+        vs_published_html=report(
+            "results/tables/table3_vs_published.html",
+            caption="../report/table3_vs_published.rst",
+            category="Tables",
+            labels={"table": "DLILP Table 3 vs published"},
+        ),
+    log:
+        "logs/table3_tables/all.log",
+    benchmark:
+        "benchmarks/table3_tables/all.tsv"
+    localrule: True
+    conda:
+        "../envs/probe.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models={m: MODELS[m] for m in transfer_zeroshot_models()},
+        datasets=transfer_zeroshot_datasets(),
+        zeroshot=TRANSFER_ZEROSHOT,
+        published=workflow_file(TRANSFER_ZEROSHOT["published"]),
+    script:
+        "../scripts/table3.py"

@@ -417,7 +417,10 @@ def cxr_package(world: World, model_id: str):
 
     spec, kind = REGISTRY[model_id], CXR_PACKAGES[model_id]
     python = oracle_python(spec["official"]["environment"])
-    release = publish(world, model_id, kind, {"seed": 21}, python)
+    bert = (spec.get("text_config") or {}).get("hf_model_name")  # the zero-shot's tokenizer files, in the user's cache
+    release = publish(world, model_id, kind, {"seed": 21, **({"bert_repo": bert} if bert else {})}, python)
+    if bert:
+        download(world, bert, "config.json", "vocab.txt")
     (checkpoint,) = release["local"].values()
     folder = cxr_images(world)
     paths = sorted(str(p) for p in (folder / "all").iterdir())
@@ -433,6 +436,28 @@ def cxr_package(world: World, model_id: str):
     ours, record = medprobe(world, model_id, model_id, local_weights=checkpoint, folder=folder)
     assert record["record"]["files"]["checkpoint"]["path"] == checkpoint
     assert_same(official, ours, f"{model_id} ({Path(checkpoint).name} as local_weights)")
+    if bert:  # a local checkpoint's record lists the text tower's files at the pinned commit too
+        files = record["record"]["files"]
+        assert {"text_config", "text_vocab"} <= set(files) and files["text_vocab"]["revision"] == commit_of(bert)
+        medclip_zero_shot_keys(checkpoint, Path(files["text_vocab"]["path"]).parent)
+
+
+def medclip_zero_shot_keys(checkpoint: str, bert_folder: Path):
+    """The package's MedCLIPModel state dict, renamed as the study's load_from_pretrained renames it, loads strictly
+    into the study's zero-shot head (text tower included), with the tokenizer built from the cached files."""
+    from medprobe import cxr_zeroshot as zs
+    from medprobe.models.checkpoints import read_state_dict
+
+    import torch
+
+    state = read_state_dict(Path(checkpoint))
+    head = zs.zero_shot_head(zs.native_state(state, "medclip", "medclip"), ["Normal", "COVID"], criterion="clip",
+                             experiment="covid_train_2class", prompt_set="names",
+                             tokenizer=zs.load_tokenizer(bert_folder),
+                             arch_config={"num_attention_heads": 2})
+    assert head.head == "text" and head.prototypes.shape == (2, 512)
+    torch.testing.assert_close(head.image_projection, state["vision_model.model.fc.weight"].float())
+    torch.testing.assert_close(head.prototypes.norm(dim=-1), torch.ones(2))
 
 
 def check_cxr(cxr, layout, model_id, images, folder):

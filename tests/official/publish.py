@@ -319,18 +319,21 @@ def medclip(job: dict, out: Path) -> dict:
     """medclip-resnet-pretrained.zip's pytorch_model.bin: the state dict of medclip 0.0.3's
     MedCLIPModel(vision_cls=MedCLIPVisionModel) (vision_model.model.* the ResNet-50 whose fc is the 512-d projection,
     text_model.*, logit_scale), as MedCLIPModel.from_pretrained reads it (torch.load(input_dir/WEIGHTS_NAME)). The text
-    tower (Bio_ClinicalBERT from the hub) is a small BERT under the same names: it cannot affect image features."""
+    tower (Bio_ClinicalBERT from the hub) is a small BERT of width 768 under the same names: it cannot affect image
+    features, and its keys are the package's, which the study's zero-shot loads strictly after its renames."""
     import medclip as package
     from medclip import constants, modeling_medclip
     from transformers import BertConfig, BertModel
 
     assert package.version == "0.0.3", package.version
 
+    bert = dict(SMALL_BERT, hidden_size=768)  # MedCLIPTextModel's projection_head is Linear(768, 512)
+
     class SmallBert:
         @staticmethod
         def from_pretrained(name, **kwargs):
             assert name == constants.BERT_TYPE, name
-            return BertModel(BertConfig(**SMALL_BERT, **kwargs))
+            return BertModel(BertConfig(**bert, **kwargs))
 
     modeling_medclip.AutoModel = SmallBert  # MedCLIPTextModel's AutoModel / AutoTokenizer.from_pretrained(BERT_TYPE)
     modeling_medclip.AutoTokenizer = type("NoTokenizer", (), {"from_pretrained": staticmethod(lambda name: None)})
@@ -339,7 +342,10 @@ def medclip(job: dict, out: Path) -> dict:
     model = randomise(modeling_medclip.MedCLIPModel(vision_cls=modeling_medclip.MedCLIPVisionModel))
     path = out / constants.WEIGHTS_NAME
     torch.save(model.state_dict(), path)
-    return {"local": {constants.WEIGHTS_NAME: path}}
+    release = {"local": {constants.WEIGHTS_NAME: path}}
+    if job.get("bert_repo"):  # Bio_ClinicalBERT's tokenizer files, which the study's zero-shot reads (cached by users)
+        release["repos"] = {job["bert_repo"]: bert_files(out / "bert", bert)}
+    return release
 
 
 def biovil(job: dict, out: Path) -> dict:

@@ -59,7 +59,7 @@ from torch import nn
 
 from medprobe import transfer
 from medprobe.errors import EncoderError, RegistryError
-from medprobe.registry import REPO_ROOT
+from medprobe.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 

@@ -13,21 +13,8 @@ import jsonschema
 import yaml
 
 from medprobe.errors import RegistryError
+from medprobe.paths import REPO_ROOT
 
-
-
-def _workflow_root() -> Path:
-    """The tree holding the workflow's files (config/, workflow/schemas/, resources/published_table.tsv): the checkout
-    (or Snakemake module copy) this package was imported from when it has them, else the copy a wheel carries in
-    medprobe/_data/ (setup.py puts it there, in the same layout)."""
-    package = Path(__file__).resolve().parent
-    checkout = package.parents[1]  # <root>/src/medprobe
-    if (checkout / "workflow" / "schemas" / "config.schema.yaml").is_file():
-        return checkout
-    return package / "_data"
-
-
-REPO_ROOT = _workflow_root()
 SCHEMA_DIR = REPO_ROOT / "workflow" / "schemas"
 DEFAULT_MODELS = REPO_ROOT / "config" / "models.yaml"
 DEFAULT_DATASETS = REPO_ROOT / "config" / "datasets.yaml"

@@ -160,9 +160,7 @@ def zeroshot_results(paths: Sequence[str | Path]) -> pd.DataFrame:
     frames = [pd.read_csv(p, sep="\t") for p in paths]
     frames = [f for f in frames if len(f)]
     if not frames:
-        from medprobe.cxr_zeroshot import ZEROSHOT_COLUMNS
-
-        return pd.DataFrame(columns=ZEROSHOT_COLUMNS)
+        return pd.DataFrame(columns=["dataset", "model", "prompt_set", "head", "metric", "value"])
     return pd.concat(frames, ignore_index=True)
 
 

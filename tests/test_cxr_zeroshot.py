@@ -541,3 +541,68 @@ def test_rule_refuses_what_it_cannot_score(registry, tokenizer, tmp_path, monkey
         zs.run_dlilp_zeroshot(tmp_path / "e.h5", record, tmp_path / "z.tsv", model_spec=registry["medklip"],
                               **kwargs)
     assert not (tmp_path / "z.tsv").exists()
+
+
+def test_table3_through_snakemake_from_the_fetch_records_to_the_report(repo, registry, tokenizer, tmp_path,
+                                                                        monkeypatch):
+    """`snakemake table3` with config/dlilp.yaml on COVID 2-class: the dlilp_zeroshot jobs (MedCLIP in its release
+    layout, DLILP under the swap) read the fetch records and embeddings in place, their files equal the library's
+    scores for the same inputs, table3_tables lays them out beside the published Table 3, and the report holds both
+    tables. The embed and fetch_weights jobs are left out (--allowed-rules): their outputs are constructed here."""
+    import zipfile
+
+    import pandas as pd
+    import yaml
+
+    from conftest import job_counts, run_snakemake
+
+    work = tmp_path / "work"
+    (work / "results" / "weights").mkdir(parents=True)
+    classes = ["Normal", "COVID"]
+    _, medclip = authors_model(tokenizer, "clip")
+    release = {k: v for k, v in medclip.items() if not k.startswith("vision_model.projection_head_vision")}
+    release["text_model.projection_head.weight"] = release.pop("text_model.projection_head_text.projection.weight")
+    release["vision_model.model.fc.weight"] = medclip["vision_model.projection_head_vision.projection.weight"]
+    _, dlilp = authors_model(tokenizer, "dlilp", seed=1)
+    specs = {"medclip_r50": registry["medclip_r50"],
+             "dlilp_mc": {**registry["dlilp_mc"], "weights": {**registry["dlilp_mc"]["weights"], "source": "local"}}}
+    expected = {}
+    for model_id, state in (("medclip_r50", release), ("dlilp_mc", dlilp)):
+        store = tmp_path / model_id
+        store.mkdir()
+        torch.save(state, store / "checkpoint.pth")
+        record = fetched(store, monkeypatch, model_id, specs[model_id], store / "checkpoint.pth", tokenizer)
+        (work / "results" / "weights" / f"{model_id}.json").write_text(record.read_text())
+        embeddings = work / "results" / "embeddings" / "covid_2class" / f"{model_id}.h5"
+        embeddings.parent.mkdir(parents=True, exist_ok=True)
+        covid_embeddings(embeddings, classes)
+        expected[model_id] = zs.run_dlilp_zeroshot(embeddings, record, store / "z.tsv", dataset_id="covid_2class",
+                                                   model_id=model_id, model_spec=registry[model_id],
+                                                   params={**PARAMS, "prompt_sets": ["names", "ensemble"]})
+
+    config = yaml.safe_load((repo / "config" / "dlilp.yaml").read_text())
+    config.update(models=["medklip", "medclip_r50", "dlilp_mc"], datasets=["covid_2class"])
+    config["transfer_zeroshot"]["datasets"] = ["covid_2class"]
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    args = ("--configfile", str(work / "config.yaml"))
+    plan = run_snakemake("table3", "--cores", "1", "--allowed-rules", "dlilp_zeroshot", "table3_tables", "table3",
+                         *args, cwd=work)
+    assert job_counts(plan.stdout + plan.stderr) == {"dlilp_zeroshot": 2, "table3_tables": 1, "table3": 1}  # medklip: no entry
+
+    for model_id, table in expected.items():
+        ours = pd.read_csv(work / "results" / "dlilp_zeroshot" / "covid_2class" / f"{model_id}.tsv", sep="\t")
+        assert ours.equals(pd.read_csv(tmp_path / model_id / "z.tsv", sep="\t")), model_id
+    layout = pd.read_csv(work / "results" / "tables" / "table3.tsv", sep="\t", dtype=str)
+    assert layout["model"].tolist() == [registry["medclip_r50"]["name"], registry["dlilp_mc"]["name"]]
+    assert layout["head"].tolist() == ["text", "label"]
+    names = expected["medclip_r50"].query("prompt_set == 'names' and metric == 'aca'")["value"].item()
+    assert f"{100 * names:.1f}" in layout.iloc[0].tolist()
+    compared = pd.read_csv(work / "results" / "tables" / "table3_vs_published.tsv", sep="\t")
+    assert set(compared["model_id"]) == {"medclip_r50", "dlilp_mc"} and set(compared["dataset_id"]) == {"covid_2class"}
+    assert (compared["delta_pp"] - (compared["ours_pct"] - compared["published_pct"])).abs().max() < 0.051
+
+    run_snakemake("--report", "report.zip", *args, "--", "table3", cwd=work)
+    with zipfile.ZipFile(work / "report.zip") as archive:
+        page = next(archive.read(n).decode() for n in archive.namelist() if n.endswith("/report.html"))
+    for name in ("table3.html", "table3_vs_published.html"):
+        assert f'"results/tables/{name}"' in page, name

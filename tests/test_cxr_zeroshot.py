@@ -465,6 +465,15 @@ def fetched(tmp_path, monkeypatch, model_id, spec, checkpoint, tokenizer):
     return tmp_path / f"{model_id}.json"
 
 
+def medclip_release(state):
+    """The authors' VLMModel state dict back in MedCLIP's release layout (what load_from_pretrained renames from):
+    text_model.projection_head, and the vision projection as the ResNet's fc."""
+    release = {k: v for k, v in state.items() if not k.startswith("vision_model.projection_head_vision")}
+    release["text_model.projection_head.weight"] = release.pop("text_model.projection_head_text.projection.weight")
+    release["vision_model.model.fc.weight"] = state["vision_model.projection_head_vision.projection.weight"]
+    return release
+
+
 PARAMS = {"prompt_sets": ["names", "ensemble", "description"], "dlilp_head_swap": True, "test_set": "test",
           "shots_train": 16, "balance": True}
 
@@ -473,10 +482,7 @@ def test_rule_scores_medclip_in_its_release_layout_as_the_authors_do(registry, t
     """MedCLIP's own state dict (text_model.projection_head, vision fc) through load_from_pretrained's renames, from
     the fetch record to the rule's table: every prompt set's ACA equals the authors' code on the same features."""
     model, state = authors_model(tokenizer, "clip")
-    release = {k: v for k, v in state.items() if not k.startswith("vision_model.projection_head_vision")}
-    release["text_model.projection_head.weight"] = release.pop("text_model.projection_head_text.projection.weight")
-    release["vision_model.model.fc.weight"] = state["vision_model.projection_head_vision.projection.weight"]
-    torch.save(release, tmp_path / "pytorch_model.bin")
+    torch.save(medclip_release(state), tmp_path / "pytorch_model.bin")
     record = fetched(tmp_path, monkeypatch, "medclip_r50", registry["medclip_r50"], tmp_path / "pytorch_model.bin",
                      tokenizer)
     # the test labels are the authors' ensemble predictions: ACA 1 for that prompt set unless one prediction differs
@@ -559,10 +565,7 @@ def test_table3_through_snakemake_from_the_fetch_records_to_the_report(repo, reg
     work = tmp_path / "work"
     (work / "results" / "weights").mkdir(parents=True)
     classes = ["Normal", "COVID"]
-    _, medclip = authors_model(tokenizer, "clip")
-    release = {k: v for k, v in medclip.items() if not k.startswith("vision_model.projection_head_vision")}
-    release["text_model.projection_head.weight"] = release.pop("text_model.projection_head_text.projection.weight")
-    release["vision_model.model.fc.weight"] = medclip["vision_model.projection_head_vision.projection.weight"]
+    release = medclip_release(authors_model(tokenizer, "clip")[1])
     _, dlilp = authors_model(tokenizer, "dlilp", seed=1)
     specs = {"medclip_r50": registry["medclip_r50"],
              "dlilp_mc": {**registry["dlilp_mc"], "weights": {**registry["dlilp_mc"]["weights"], "source": "local"}}}

@@ -302,7 +302,7 @@ def test_table3_layout_and_vs_published(tmp_path):
     """Table 3: models x (dataset, prompt set), one decimal; the label head's equal Name and Desc.; published
     'descriptions' matched with our ensemble; the published rows that cannot be run are said, not invented."""
     from medprobe import transfer_tables
-    from medprobe.cxr_zeroshot import ZEROSHOT_COLUMNS
+    from medprobe.transfer import ZEROSHOT_COLUMNS
 
     cells = {("covid_2class", "medclip_r50", "names", "text"): 0.741,
              ("covid_2class", "medclip_r50", "ensemble", "text"): 0.8,

@@ -419,8 +419,6 @@ KEY_MAPS = {
 # the study's experiment names (main_transferability.py --experiment) of the medprobe datasets: the name decides
 # DLILP's head swap ("new" keeps the text head); another dataset is its own experiment
 EXPERIMENTS = {"covid_2class": "covid_train_2class", "covid_4class": "covid_train_4class"}
-ZEROSHOT_COLUMNS = ["dataset", "model", "experiment", "criterion", "prompt_set", "head", "test_set", "fold", "n_eval",
-                    "metric", "value"]
 
 
 def native_state(state: Mapping[str, torch.Tensor], key_map: str | None, what: str) -> dict[str, torch.Tensor]:
@@ -494,6 +492,6 @@ def run_dlilp_zeroshot(embeddings_path: str | Path, weights_json: str | Path, ou
             rows.append(dict(dataset=dataset_id, model=model_id, experiment=experiment, criterion=criterion,
                              prompt_set=prompt_set, head=result["head"], test_set=params.get("test_set", "test"),
                              fold=0, n_eval=result["n_eval"], metric=metric, value=value))
-    table = pd.DataFrame(rows, columns=ZEROSHOT_COLUMNS)
+    table = pd.DataFrame(rows, columns=transfer.ZEROSHOT_COLUMNS)
     files.write_tsv(out_path, table)
     return table

@@ -43,6 +43,10 @@ from medprobe.store import read_embeddings
 log = logging.getLogger(__name__)
 
 TRANSFER_COLUMNS = ["dataset", "model", "shots", "fold", "metric", "value", "n_train", "n_test", "test_set"]
+# the zero-shot rule's file (medprobe.cxr_zeroshot writes it, medprobe.transfer_tables reads it); here, because both
+# import this module and the tables' env has no torch
+ZEROSHOT_COLUMNS = ["dataset", "model", "experiment", "criterion", "prompt_set", "head", "test_set", "fold", "n_eval",
+                    "metric", "value"]
 SUBSET_ID = re.compile(r"^(train|test)/(\d+)/")
 METRICS = ("aca", "kappa", "f1_avg", "auc_avg")
 

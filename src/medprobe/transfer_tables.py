@@ -20,7 +20,7 @@ import pandas as pd
 from medprobe import files
 from medprobe.report import html_table
 from medprobe.shots import pivot_by_shots, pivot_markdown, plot_shots
-from medprobe.transfer import summarize_folds
+from medprobe.transfer import ZEROSHOT_COLUMNS, summarize_folds
 
 SUMMARY_COLUMNS = ["dataset", "model", "shots", "metric", "mean", "std", "n", "test_set", "values"]
 VS_COLUMNS = ["model_id", "model", "pretraining_data", "dataset_id", "dataset", "ours_mean_pct", "ours_std_pct",
@@ -160,7 +160,7 @@ def zeroshot_results(paths: Sequence[str | Path]) -> pd.DataFrame:
     frames = [pd.read_csv(p, sep="\t") for p in paths]
     frames = [f for f in frames if len(f)]
     if not frames:
-        return pd.DataFrame(columns=["dataset", "model", "prompt_set", "head", "metric", "value"])
+        return pd.DataFrame(columns=ZEROSHOT_COLUMNS)
     return pd.concat(frames, ignore_index=True)
 
 
